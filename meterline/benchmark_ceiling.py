@@ -1,0 +1,51 @@
+"""The ceiling the benchmark compares against: a Faust agent that only counts messages.
+
+Run as a child process by the benchmark: `python -m meterline.benchmark_ceiling`; it writes
+``{"n": N, "first": t0, "last": t1}`` (wall seconds) to BENCH_OUT once N messages arrived."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import faust
+import uvloop
+
+TOPIC = "bench.ceiling"
+
+
+def main() -> None:
+    n = int(os.environ["BENCH_N"])
+    out = Path(os.environ["BENCH_OUT"])
+    app = faust.App(
+        "bench-ceiling",
+        broker=f"kafka://{os.environ['METERLINE_BROKER']}",
+        store="memory://",
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        datadir=os.environ.get("BENCH_DATADIR", "/tmp/bench-ceiling"),
+    )
+    topic = app.topic(TOPIC, key_serializer="raw", value_serializer="raw")
+    seen = {"count": 0, "first": 0.0}
+
+    @app.agent(topic)
+    async def count(stream: Any) -> None:
+        async for _ in stream:
+            if seen["count"] == 0:
+                seen["first"] = time.time()
+            seen["count"] += 1
+            if seen["count"] == n:
+                out.write_text(json.dumps({"n": n, "first": seen["first"], "last": time.time()}))
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""The embedded stack: Tansu + worker processes, started and stopped by our own code.
+
+Used by `meterline dev`, `meterline demo`, the benchmark and the integration tests, so all of
+them stop every process they start, also when they fail."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from meterline.embedded.tansu import TansuBroker, free_port
+from streams import topics
+from streams.admin import ensure_topics
+
+
+class WorkerProcess:
+    """`meterline worker` as a child process, configured only through METERLINE_* env."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = int(env["METERLINE_WEB_PORT"])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> WorkerProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "meterline", "worker"],
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def health(self) -> dict[str, Any] | None:
+        try:
+            r = httpx.get(f"{self.url}/health", timeout=2.0)
+            return r.json() if r.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    def wait_ready(self, timeout: float = 90.0) -> dict[str, Any]:
+        """Ready = web up and partitions assigned (the consumer group join is done)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"worker exited with {self.proc.returncode}; see {self.log_path}"
+                )
+            h = self.health()
+            if h and h.get("ready"):
+                return h
+            time.sleep(0.25)
+        raise TimeoutError(f"worker not ready after {timeout}s; see {self.log_path}")
+
+    def sql(self, query: str, fmt: str = "json") -> Any:
+        r = httpx.post(f"{self.url}/sql", params={"format": fmt}, content=query, timeout=120.0)
+        if r.status_code != 200:
+            raise RuntimeError(f"SQL failed ({r.status_code}): {r.text}")
+        return r.json() if fmt == "json" else r.text
+
+    def kill(self) -> None:
+        """SIGKILL, no goodbye: the crash the exactness guarantee is about."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+class EmbeddedStack:
+    def __init__(
+        self, data_dir: Path, partitions: int = 4, extra_env: dict[str, str] | None = None
+    ) -> None:
+        self.data_dir = data_dir
+        self.partitions = partitions
+        self.extra_env = extra_env or {}
+        self.broker = TansuBroker(log_dir=data_dir / "logs")
+        self.workers: list[WorkerProcess] = []
+        self._chdb = f"chdb://{(data_dir / 'chdb').resolve()}"
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = {
+            "METERLINE_BROKER": self.broker.bootstrap,
+            "METERLINE_BROKER_IS_TANSU": "true",
+            "METERLINE_CLICKHOUSE_DSN": self._chdb,
+            "METERLINE_DATA_DIR": str(self.data_dir.resolve()),
+            "METERLINE_PARTITIONS": str(self.partitions),
+            "METERLINE_WEB_PORT": str(free_port()),
+            **self.extra_env,
+        }
+        env.update(overrides)
+        return env
+
+    def start(self) -> EmbeddedStack:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.broker.start()
+        self.broker.wait_ready()
+        ensure_topics(self.broker.bootstrap, self.partitions, names=topics.ALL)
+        return self
+
+    def start_worker(self, wait: bool = True, **overrides: str) -> WorkerProcess:
+        n = len(self.workers)
+        worker = WorkerProcess(self.env(**overrides), self.data_dir / "logs" / f"worker-{n}.log")
+        self.workers.append(worker.start())
+        if wait:
+            worker.wait_ready()
+        return worker
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.broker.stop()
+
+    def __enter__(self) -> EmbeddedStack:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

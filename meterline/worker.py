@@ -1,0 +1,26 @@
+"""`meterline worker`: topics, DDL, then the Faust worker in the foreground."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+import uvloop
+
+from meterline.settings import Settings
+from sinks.client import connect
+from sinks.migrate import migrate
+from streams.admin import ensure_topics
+from streams.app import create_runtime
+
+
+def run_worker(settings: Settings, loglevel: str = "WARNING") -> None:
+    ensure_topics(settings.broker, settings.partitions, settings.replication_factor)
+    migrate(connect(settings.clickhouse_dsn))
+    runtime = create_runtime(settings)
+    # uvloop: ~15% more throughput measured on the per-message path (DESIGN.md).
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    logging.getLogger("faust").setLevel(loglevel)
+    worker = faust.Worker(runtime.app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

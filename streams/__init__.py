@@ -1,0 +1,1 @@
+"""Kafka side: the Faust app, its agents and tables. Thin adapters over meterline's domain."""

@@ -1,0 +1,145 @@
+"""The Faust app: topics, tables, agents and timers wired from one Settings object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+
+from meterline.metering.meters import MeterCatalog
+from meterline.settings import Settings
+from schemas.codec import Codec, DecodeError
+from schemas.registry import registry_from_settings
+from sinks.client import connect
+from sinks.writer import ClickHouseWriter
+from streams import topics
+from streams.dead_letters import DEAD_LETTER, DeadLetters
+from streams.tables import RecoveringCustomerTable
+from streams.usage_pipeline import UsagePipeline
+
+DLQ_COLUMNS = ["topic", "partition", "offset", "reason", "at", "key", "payload"]
+
+
+@dataclass
+class Runtime:
+    """What the HTTP API and tests need to reach inside a running worker."""
+
+    app: faust.App
+    settings: Settings
+    codec: Codec
+    usage: UsagePipeline
+    clickhouse: Any
+    writer: ClickHouseWriter
+
+
+def faust_app(settings: Settings) -> faust.App:
+    return faust.App(
+        settings.app_id,
+        broker=[f"kafka://{h}" for h in settings.broker.split(",")],
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        datadir=str(settings.data_dir / "faust"),
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.heartbeat_seconds,
+        broker_commit_interval=settings.flush_interval_seconds,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+
+def create_runtime(settings: Settings) -> Runtime:
+    app = faust_app(settings)
+    if settings.broker_is_tansu:
+        from streams.tansu_fix import apply_tansu_end_offset_fix
+
+        apply_tansu_end_offset_fix(app)
+    codec = Codec(registry_from_settings(settings.schema_registry_url))
+    clickhouse = connect(settings.clickhouse_dsn)
+    writer = ClickHouseWriter(clickhouse)
+    meters = MeterCatalog()
+    if settings.catalog_file is not None:
+        from meterline.metering.catalog_file import load_catalog
+
+        meters = MeterCatalog(load_catalog(settings.catalog_file).meters)
+
+    usage_topic = app.topic(topics.USAGE, topics.USAGE_REHOME, partitions=settings.partitions)
+    holder: dict[str, UsagePipeline] = {}
+
+    def recovered() -> None:
+        if "usage" in holder:
+            holder["usage"].on_recovered()
+
+    def table(name: str, serializer: str) -> Any:
+        return app.tables.add(
+            RecoveringCustomerTable(
+                app,
+                name=name,
+                beacon=app.tables.beacon,
+                partitions=settings.partitions,
+                key_type=str,
+                key_serializer="raw",
+                value_serializer=serializer,
+                on_recovered=recovered,
+            )
+        )
+
+    states = table("usage-state", "usage_state")
+    chunks = table("usage-seen", "compact_json")
+    dead_letters = DeadLetters(app, codec)
+    usage = UsagePipeline(app, settings, codec, meters, states, chunks, writer, dead_letters)
+    holder["usage"] = usage
+
+    @app.agent(usage_topic, name="usage")
+    async def usage_agent(stream: Any) -> None:
+        async for events in stream.take_events(
+            settings.batch_max, within=settings.batch_within_seconds
+        ):
+            async with usage.lock:
+                await usage.handle_batch(events)
+
+    @app.timer(settings.flush_interval_seconds, name="usage-flush")
+    async def usage_flush() -> None:
+        async with usage.lock:
+            await usage.flush()
+
+    dlq_topic = app.topic(topics.DLQ, partitions=settings.partitions)
+    dlq_writer = ClickHouseWriter(clickhouse)
+
+    @app.agent(dlq_topic, name="dlq-sink")
+    async def dlq_sink(stream: Any) -> None:
+        # The insert completes before this batch is acked, so the commit never passes a
+        # dead letter that is not stored; a replay re-inserts rows ClickHouse dedups.
+        async for events in stream.take_events(1000, within=0.5):
+            rows = []
+            for event in events:
+                try:
+                    name, record = codec.decode(event.message.value)
+                except DecodeError:
+                    continue
+                if name != DEAD_LETTER:
+                    continue
+                rows.append([
+                    record["topic"], record["partition"], record["offset"], record["reason"],
+                    datetime.fromtimestamp(record["at"] / 1000, tz=UTC),
+                    # Raw bytes as stored: a String column holds any bytes.
+                    record.get("key") or b"",
+                    record["payload"],
+                ])
+            if rows:
+                dlq_writer.add("dlq", rows, DLQ_COLUMNS)
+                await dlq_writer.aflush()
+
+    runtime = Runtime(app, settings, codec, usage, clickhouse, writer)
+    from meterline.api import register_api
+
+    register_api(runtime)
+    return runtime

@@ -1,0 +1,22 @@
+"""Topic names: the public contract of DESIGN.md, plus internal topics Meterline owns."""
+
+USAGE = "meterline.usage"
+TOKENS = "meterline.tokens"
+ACCOUNTS = "meterline.accounts"
+PAYMENTS = "meterline.payments"
+CATALOG = "meterline.catalog"
+
+AGGREGATES = "meterline.aggregates"
+TOPUPS = "meterline.topups"
+ALERTS = "meterline.alerts"
+INVOICES = "meterline.invoices"
+DLQ = "meterline.dlq"
+
+# Events a producer put on a partition other than their customer's home partition are
+# forwarded here, to the home partition, so one worker stays the single writer.
+USAGE_REHOME = "meterline.internal.usage-rehome"
+
+INBOUND = [USAGE, TOKENS, ACCOUNTS, PAYMENTS, CATALOG]
+OUTBOUND = [AGGREGATES, TOPUPS, ALERTS, INVOICES, DLQ]
+INTERNAL = [USAGE_REHOME]
+ALL = INBOUND + OUTBOUND + INTERNAL
