@@ -35,8 +35,16 @@ class _PipelineCollector:
 
     def collect(self) -> Any:
         stats = self.runtime.usage.stats
-        for name in ("events_in", "counted", "duplicates", "replayed", "late", "forwarded",
-                     "rejected", "rows_written"):
+        for name in (
+            "events_in",
+            "counted",
+            "duplicates",
+            "replayed",
+            "late",
+            "forwarded",
+            "rejected",
+            "rows_written",
+        ):
             c = CounterMetricFamily(f"meterline_usage_{name}", f"usage pipeline: {name}")
             c.add_metric([], getattr(stats, name))
             yield c
@@ -63,13 +71,15 @@ def register_api(runtime: Runtime) -> None:
                 and app.tables.recovery.completed.is_set()
                 and not app.tables.recovery.in_recovery
             )
-            return self.json({
-                "status": "ok",
-                "ready": ready,
-                "assigned": sorted(f"{tp.topic}/{tp.partition}" for tp in assigned),
-                "usage": asdict(runtime.usage.stats),
-                "dlq_sent": runtime.usage.dlq.count,
-            })
+            return self.json(
+                {
+                    "status": "ok",
+                    "ready": ready,
+                    "assigned": sorted(f"{tp.topic}/{tp.partition}" for tp in assigned),
+                    "usage": asdict(runtime.usage.stats),
+                    "dlq_sent": runtime.usage.dlq.count,
+                }
+            )
 
     @app.page("/metrics")
     class Metrics(View):

@@ -38,7 +38,9 @@ def _preload(bootstrap: str, topic: str, values: list[tuple[str, bytes]]) -> Non
     producer.flush(120)
 
 
-def ceiling_rate(stack: EmbeddedStack, n: int, work: Path, values: list[tuple[str, bytes]]) -> float:
+def ceiling_rate(
+    stack: EmbeddedStack, n: int, work: Path, values: list[tuple[str, bytes]]
+) -> float:
     topic = f"{CEILING_TOPIC}"
     ensure_topics(stack.broker.bootstrap, stack.partitions, names=[topic])
     _preload(stack.broker.bootstrap, topic, values[:n])
@@ -52,8 +54,13 @@ def ceiling_rate(stack: EmbeddedStack, n: int, work: Path, values: list[tuple[st
         "BENCH_DATADIR": str(work / "ceiling-data"),
     }
     with (work / "ceiling.log").open("ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "meterline.benchmark_ceiling"], env=env,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "meterline.benchmark_ceiling"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 300
         while not out.exists():
@@ -96,8 +103,14 @@ def latency(stack: EmbeddedStack, worker: WorkerProcess, probes: int, rate: floa
     while time.monotonic() < deadline and len(seen_at) < probes:
         while i < probes and time.monotonic() >= next_send:
             customer = f"probe-{i:05d}"
-            event = {"event_id": f"probe-{i}", "customer_id": customer, "meter": "probe",
-                     "value": 1, "timestamp": now, "dimensions": {}}
+            event = {
+                "event_id": f"probe-{i}",
+                "customer_id": customer,
+                "meter": "probe",
+                "value": 1,
+                "timestamp": now,
+                "dimensions": {},
+            }
             send(producer, topics.USAGE, customer, codec.encode(USAGE_EVENT, _exact(event)))
             producer.poll(0)
             sent_at[customer] = time.time()
@@ -135,9 +148,10 @@ def run_benchmark(events: int, customers: int, console: Console, rounds: int = 3
         for r in range(rounds):
             sample = generate_usage(events, customers, day, seed=100 + r, prefix=f"b{r}")
             singles = [(e["customer_id"], codec.encode(USAGE_EVENT, e)) for e in sample.unique]
-            with console.status(f"round {r + 1}/{rounds}"), EmbeddedStack(
-                work / f"round-{r}", partitions=4
-            ) as stack:
+            with (
+                console.status(f"round {r + 1}/{rounds}"),
+                EmbeddedStack(work / f"round-{r}", partitions=4) as stack,
+            ):
                 ceiling = ceiling_rate(stack, events, work, singles)
                 _preload(stack.broker.bootstrap, topics.USAGE, singles)
                 worker = stack.start_worker()
@@ -175,6 +189,7 @@ def run_benchmark(events: int, customers: int, console: Console, rounds: int = 3
     table.add_row("event→queryable latency p99 (s)", f"{_pct(lat, 0.99):.2f}")
     table.add_row("latency probes seen", f"{len(lat)}/200")
     console.print(table)
-    console.print("per round: " + json.dumps({k: [round(x, 2) for x in v]
-                                              for k, v in results.items()}))
+    console.print(
+        "per round: " + json.dumps({k: [round(x, 2) for x in v] for k, v in results.items()})
+    )
     return {**med, "latency_p50": _pct(lat, 0.5), "latency_p99": _pct(lat, 0.99)}

@@ -104,8 +104,7 @@ def sql(
     settings = get_settings()
     if settings.clickhouse_dsn.startswith("chdb:"):
         try:
-            r = httpx.post(f"{_api_url()}/sql", params={"format": fmt}, content=query,
-                           timeout=120)
+            r = httpx.post(f"{_api_url()}/sql", params={"format": fmt}, content=query, timeout=120)
         except httpx.HTTPError:
             r = None
         if r is not None:
@@ -128,8 +127,9 @@ def usage(
     meter: str = "",
 ) -> None:
     """Usage of one customer from the running worker's API, as a table."""
-    r = httpx.get(f"{_api_url()}/usage/{customer}", params={"window": window, "meter": meter},
-                  timeout=60)
+    r = httpx.get(
+        f"{_api_url()}/usage/{customer}", params={"window": window, "meter": meter}, timeout=60
+    )
     r.raise_for_status()
     data = r.json()
     table = Table(title=f"{customer} — usage by {window}")

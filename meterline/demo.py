@@ -67,12 +67,19 @@ def wait_for_totals(
 def run_demo(data_dir: Path, console: Console) -> int:
     shutil.rmtree(data_dir, ignore_errors=True)
     day = (int(time.time() * 1000) // DAY_MS - 1) * DAY_MS  # yesterday, UTC
-    sample = generate_usage(12_000, customers=4, start_ms=day, duplicate_rate=0.03,
-                            garbage_rate=0.002, prefix="lora-customer")
+    sample = generate_usage(
+        12_000,
+        customers=4,
+        start_ms=day,
+        duplicate_rate=0.03,
+        garbage_rate=0.002,
+        prefix="lora-customer",
+    )
     expected = totals(sample.unique)
-    with console.status("starting the embedded broker and a worker…"), EmbeddedStack(
-        data_dir, partitions=4
-    ) as stack:
+    with (
+        console.status("starting the embedded broker and a worker…"),
+        EmbeddedStack(data_dir, partitions=4) as stack,
+    ):
         worker = stack.start_worker()
         console.print(f"broker {stack.broker.bootstrap} · api {worker.url}")
         started = time.monotonic()
@@ -97,8 +104,14 @@ def run_demo(data_dir: Path, console: Console) -> int:
         total, n = got.get(key, (Decimal(0), 0))
         match = (total, n) == (exp_total, exp_n)
         ok &= match
-        table.add_row(key[0], key[1], str(n), str(total), str(exp_total),
-                      "[green]✓[/]" if match else "[red]✗[/]")
+        table.add_row(
+            key[0],
+            key[1],
+            str(n),
+            str(total),
+            str(exp_total),
+            "[green]✓[/]" if match else "[red]✗[/]",
+        )
     console.print(table)
     stats = health.get("usage", {})
     console.print(

@@ -42,26 +42,30 @@ def generate_usage(
     out = SampleUsage()
     for i in range(n):
         meter = meters[i % len(meters)]
-        out.unique.append({
-            "event_id": f"evt-{seed}-{i:08d}",
-            "customer_id": r.choice(names),
-            "meter": meter,
-            "value": SAMPLE_METERS[meter](r),
-            "timestamp": start_ms + r.randrange(span_ms),
-            "dimensions": {"region": r.choice(["eu", "us"])},
-        })
+        out.unique.append(
+            {
+                "event_id": f"evt-{seed}-{i:08d}",
+                "customer_id": r.choice(names),
+                "meter": meter,
+                "value": SAMPLE_METERS[meter](r),
+                "timestamp": start_ms + r.randrange(span_ms),
+                "dimensions": {"region": r.choice(["eu", "us"])},
+            }
+        )
     out.published = list(out.unique)
     out.published.extend(r.choice(out.unique) for _ in range(int(n * duplicate_rate)))
     r.shuffle(out.published)
     for i in range(int(n * garbage_rate)):
         out.garbage.append(
-            r.choice([
-                b"\x00\x00\x00\x03\xe7garbage",  # wire format, unregistered schema id 999
-                b"not avro, not json",
-                b'{"event_id": "g%d", "customer_id": "x"}' % i,  # missing fields
-                b'{"event_id": "g%d", "customer_id": "x", "meter": "api_calls", '
-                b'"value": "abc", "timestamp": 1}' % i,
-            ])
+            r.choice(
+                [
+                    b"\x00\x00\x00\x03\xe7garbage",  # wire format, unregistered schema id 999
+                    b"not avro, not json",
+                    b'{"event_id": "g%d", "customer_id": "x"}' % i,  # missing fields
+                    b'{"event_id": "g%d", "customer_id": "x", "meter": "api_calls", '
+                    b'"value": "abc", "timestamp": 1}' % i,
+                ]
+            )
         )
     return out
 

@@ -127,13 +127,18 @@ def create_runtime(settings: Settings) -> Runtime:
                     continue
                 if name != DEAD_LETTER:
                     continue
-                rows.append([
-                    record["topic"], record["partition"], record["offset"], record["reason"],
-                    datetime.fromtimestamp(record["at"] / 1000, tz=UTC),
-                    # Raw bytes as stored: a String column holds any bytes.
-                    record.get("key") or b"",
-                    record["payload"],
-                ])
+                rows.append(
+                    [
+                        record["topic"],
+                        record["partition"],
+                        record["offset"],
+                        record["reason"],
+                        datetime.fromtimestamp(record["at"] / 1000, tz=UTC),
+                        # Raw bytes as stored: a String column holds any bytes.
+                        record.get("key") or b"",
+                        record["payload"],
+                    ]
+                )
             if rows:
                 dlq_writer.add("dlq", rows, DLQ_COLUMNS)
                 await dlq_writer.aflush()

@@ -19,7 +19,10 @@ from streams.partitioning import home_partition
 
 class CustomerTable(faust.Table):
     def __init__(
-        self, *args: Any, key_serializer: str = "raw", value_serializer: str = "json",
+        self,
+        *args: Any,
+        key_serializer: str = "raw",
+        value_serializer: str = "json",
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)

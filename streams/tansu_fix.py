@@ -49,9 +49,7 @@ def true_end_offsets(
     are returned unchanged; a partition the fetch cannot reach keeps its reported value."""
     result: dict[K, int | None] = dict(reported)
     # An empty partition reports 0 correctly: any record makes the reported end at least 1.
-    wanted = {
-        (key[0], key[1]): key for key, end in reported.items() if end is not None and end > 0
-    }
+    wanted = {(key[0], key[1]): key for key, end in reported.items() if end is not None and end > 0}
     if not wanted:
         return result
     consumer = Consumer(

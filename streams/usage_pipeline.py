@@ -25,8 +25,16 @@ from streams.topics import USAGE_REHOME
 
 USAGE_EVENT = "meterline.UsageEvent"
 MINUTE_COLUMNS = [
-    "customer_id", "meter", "dims_key", "dimensions", "window_start", "part",
-    "value", "events", "version", "aggregation",
+    "customer_id",
+    "meter",
+    "dims_key",
+    "dimensions",
+    "window_start",
+    "part",
+    "value",
+    "events",
+    "version",
+    "aggregation",
 ]
 
 
@@ -48,9 +56,16 @@ class PipelineStats:
 
 def snapshot_row(s: WindowSnapshot) -> list[Any]:
     return [
-        s.customer_id, s.meter, s.dims_key, s.dimensions,
-        datetime.fromtimestamp(s.window_start / 1000, tz=UTC), s.part,
-        s.agg.result(s.aggregation), s.agg.count, s.version, str(s.aggregation),
+        s.customer_id,
+        s.meter,
+        s.dims_key,
+        s.dimensions,
+        datetime.fromtimestamp(s.window_start / 1000, tz=UTC),
+        s.part,
+        s.agg.result(s.aggregation),
+        s.agg.count,
+        s.version,
+        str(s.aggregation),
     ]
 
 
@@ -216,8 +231,14 @@ class UsagePipeline:
 
     def _count(self, state: UsageState, meter: MeterDef, record: dict) -> None:
         value, unique_value = meter.extract(record)
-        late = state.add(meter, dims_key(meter.group_dims(record["dimensions"])), value,
-                         unique_value, record["timestamp"], record["event_id"])
+        late = state.add(
+            meter,
+            dims_key(meter.group_dims(record["dimensions"])),
+            value,
+            unique_value,
+            record["timestamp"],
+            record["event_id"],
+        )
         self.stats.counted += 1
         if late:
             self.stats.late += 1
@@ -269,4 +290,3 @@ class UsagePipeline:
         self.stats.rows_written += len(rows)
         self.stats.last_flush_ms = int(time.time() * 1000)
         return len(rows)
-

@@ -25,7 +25,7 @@ class Chunk:
 
     @classmethod
     def from_dict(cls, key: str, data: dict) -> Chunk:
-        return cls(key=key, customer_id=data["c"], ids=dict(data["ids"]), max_ts=int(data["max_ts"]))
+        return cls(key, data["c"], dict(data["ids"]), int(data["max_ts"]))
 
 
 def chunk_key(customer_id: str, seq: int) -> str:

@@ -109,16 +109,28 @@ class UsageState:
         keys = self.windows.keys() if all_windows else self.dirty
         out = [
             WindowSnapshot(
-                self.customer_id, m, d, s, "", self.aggregations.get(m, Aggregation.SUM),
-                self.windows[(m, d, s)], self.version,
+                self.customer_id,
+                m,
+                d,
+                s,
+                "",
+                self.aggregations.get(m, Aggregation.SUM),
+                self.windows[(m, d, s)],
+                self.version,
             )
             for (m, d, s) in keys
             if (m, d, s) in self.windows
         ]
         out.extend(
             WindowSnapshot(
-                self.customer_id, c.meter, c.dims_key, c.window_start, f"late:{c.event_id}",
-                c.aggregation, c.agg, self.version,
+                self.customer_id,
+                c.meter,
+                c.dims_key,
+                c.window_start,
+                f"late:{c.event_id}",
+                c.aggregation,
+                c.agg,
+                self.version,
             )
             for c in self.corrections
         )
@@ -144,8 +156,14 @@ class UsageState:
             "cb": self.closed_before,
             "cs": self.chunk_seq,
             "corr": [
-                [c.meter, c.dims_key, c.window_start, c.event_id, str(c.aggregation),
-                 c.agg.to_dict()]
+                [
+                    c.meter,
+                    c.dims_key,
+                    c.window_start,
+                    c.event_id,
+                    str(c.aggregation),
+                    c.agg.to_dict(),
+                ]
                 for c in self.corrections
             ],
         }

@@ -84,7 +84,7 @@ def test_late_event_past_grace_becomes_a_correction_not_a_reopened_window() -> N
     state.add(SUM, "{}", Decimal(1), None, BASE + 10 * 60_000, "b")
     store: dict = {}
     flush(state, store, grace_ms=60_000)
-    assert (BASE, ) not in {k[2:3] for k in state.windows}
+    assert (BASE,) not in {k[2:3] for k in state.windows}
     late = state.add(SUM, "{}", Decimal(2), None, BASE + 1, "c")
     assert late
     flush(state, store, grace_ms=60_000)
