@@ -146,7 +146,9 @@ def run_benchmark(events: int, customers: int, console: Console, rounds: int = 3
     work = Path(tempfile.mkdtemp(prefix="meterline-bench-"))
     try:
         for r in range(rounds):
-            sample = generate_usage(events, customers, day, seed=100 + r, prefix=f"b{r}")
+            sample = generate_usage(
+                events, customers, day, seed=100 + r, prefix=f"b{r}", in_order=True
+            )
             singles = [(e["customer_id"], codec.encode(USAGE_EVENT, e)) for e in sample.unique]
             with (
                 console.status(f"round {r + 1}/{rounds}"),
@@ -163,7 +165,9 @@ def run_benchmark(events: int, customers: int, console: Console, rounds: int = 3
                 if r == rounds - 1:
                     lat = latency(stack, stack.start_worker(), probes=200, rate=20)
             with EmbeddedStack(work / f"batched-{r}", partitions=4) as stack:
-                sample = generate_usage(events * 3, customers, day, seed=200 + r, prefix=f"e{r}")
+                sample = generate_usage(
+                    events * 3, customers, day, seed=200 + r, prefix=f"e{r}", in_order=True
+                )
                 by_customer: dict[str, list[dict]] = {}
                 for e in sample.unique:
                     by_customer.setdefault(e["customer_id"], []).append(e)

@@ -144,11 +144,12 @@ def usage(
 def benchmark(
     events: int = 60_000,
     customers: int = 50,
+    rounds: int = 3,
 ) -> None:
     """Ceiling (a Faust agent that only counts) vs this pipeline, on the embedded stack."""
     from meterline.benchmark import run_benchmark
 
-    run_benchmark(events=events, customers=customers, console=console)
+    run_benchmark(events=events, customers=customers, console=console, rounds=rounds)
 
 
 def main() -> None:

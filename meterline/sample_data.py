@@ -35,7 +35,11 @@ def generate_usage(
     garbage_rate: float = 0.0,
     seed: int = 7,
     prefix: str = "cust",
+    in_order: bool = False,
 ) -> SampleUsage:
+    """``in_order``: event times follow publication order with ±30 s jitter, as live
+    producers send them; otherwise times are uniform over the span and shuffled, the hard
+    case for windowing (most events arrive late)."""
     r = random.Random(seed)
     names = [f"{prefix}-{i:03d}" for i in range(customers)]
     meters = list(SAMPLE_METERS)
@@ -48,13 +52,18 @@ def generate_usage(
                 "customer_id": r.choice(names),
                 "meter": meter,
                 "value": SAMPLE_METERS[meter](r),
-                "timestamp": start_ms + r.randrange(span_ms),
+                "timestamp": (
+                start_ms + i * span_ms // n + r.randint(-30_000, 30_000)
+                if in_order
+                else start_ms + r.randrange(span_ms)
+            ),
                 "dimensions": {"region": r.choice(["eu", "us"])},
             }
         )
     out.published = list(out.unique)
     out.published.extend(r.choice(out.unique) for _ in range(int(n * duplicate_rate)))
-    r.shuffle(out.published)
+    if not in_order:
+        r.shuffle(out.published)
     for i in range(int(n * garbage_rate)):
         out.garbage.append(
             r.choice(

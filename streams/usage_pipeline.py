@@ -125,6 +125,8 @@ class UsagePipeline:
 
     # -- the hot path -----------------------------------------------------------------------
     async def handle_batch(self, events: list[Any]) -> None:
+        if not self.stats.first_batch_at:
+            self.stats.first_batch_at = time.time()
         if self._needs_rebuild:
             self._rebuild()
         now_ms = int(time.time() * 1000)
@@ -153,8 +155,6 @@ class UsagePipeline:
                 by_customer.setdefault(customer, []).append((message, source, ref, record))
             if problems:
                 await self._reject(message, "; ".join(problems))
-        if not self.stats.first_batch_at:
-            self.stats.first_batch_at = time.time()
         self.stats.last_batch_at = time.time()
         if not by_customer:
             return
