@@ -18,7 +18,7 @@ class Settings(BaseSettings):
     # True when the broker is the embedded Tansu: turns on the scoped end-offset fix.
     broker_is_tansu: bool = False
     # clickhouse-connect DSN: chdb:///path (embedded) or http(s)://user:pass@host:8123/db.
-    clickhouse_dsn: str = "chdb:///.meterline/chdb"
+    clickhouse_dsn: str = "chdb:.meterline/chdb"
     # Confluent Schema Registry URL; empty means the built-in file registry.
     schema_registry_url: str = ""
 

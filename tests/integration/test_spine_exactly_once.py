@@ -107,7 +107,7 @@ def test_sigkill_mid_stream_counts_each_event_exactly_once(tmp_path: Path) -> No
         assert minutes == minute_reference(sample.unique)
 
         dead = worker.sql(
-            "SELECT topic, partition, offset, reason FROM dlq ORDER BY partition, offset"
+            "SELECT topic, partition, offset, reason FROM dlq FINAL ORDER BY partition, offset"
         )["rows"]
         assert len(dead) == len(sample.garbage)
         assert all(reason for *_, reason in dead)

@@ -1,0 +1,559 @@
+"""The batching ClickHouse writer.
+
+The caller buffers rows with :meth:`ClickHouseWriter.add` and decides when to
+:meth:`~ClickHouseWriter.flush` (tied to its offset commit, as in Quixstreams' sink model):
+a flush that returns means every buffered row is stored, so the offsets behind them may be
+committed. Each flush seals the buffered rows into one batch per table, and a batch keeps
+its rows and its ``insert_deduplication_token`` (a hash of its content) until ClickHouse
+accepts it. A retried or replayed identical batch is therefore dropped by ClickHouse instead
+of being stored twice (within the table's ``non_replicated_deduplication_window`` of recent
+blocks); rows are never dropped by the writer. A replay that batches rows differently gets
+other tokens and stores them again: snapshot tables (ReplacingMergeTree) absorb that at read
+time, through FINAL.
+
+If ClickHouse is unavailable, ``flush`` retries with capped exponential backoff and blocks the
+caller meanwhile (back-pressure), giving up only after ``deadline`` seconds when one is set.
+Errors that no retry can fix (bad SQL, unknown table, rows ClickHouse cannot parse) are raised
+at once, the batch still pending.
+
+Rows are checked when added, against the table's column types, so that a bad row fails its
+producer instead of wedging the sink later and so that nothing is silently altered on the way
+in: clickhouse-connect truncates a Decimal with more fractional digits than the column's
+scale, stores a naive datetime as *local* time, and cannot mix ``str`` and ``bytes`` in one
+String column.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Context, Decimal, InvalidOperation
+from typing import Any
+
+from clickhouse_connect.driver.exceptions import (
+    DatabaseError,
+    DataError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+)
+
+from sinks.client import AnyClient
+
+__all__ = [
+    "PERMANENT_ERROR_CODES",
+    "ClickHouseWriter",
+    "RowError",
+    "SinkClosedError",
+    "SinkUnavailableError",
+    "content_token",
+    "dims_key",
+    "is_retryable",
+]
+
+log = logging.getLogger(__name__)
+
+# ClickHouse error codes that mean the statement or the data is wrong, so a retry would
+# fail the same way forever. Anything else (network, timeouts, too many parts, memory,
+# read-only replica, disk space, ...) counts as ClickHouse being unavailable.
+PERMANENT_ERROR_CODES = frozenset(
+    {
+        1,  # UNSUPPORTED_METHOD
+        6,  # CANNOT_PARSE_TEXT
+        16,  # NO_SUCH_COLUMN_IN_TABLE
+        20,  # NUMBER_OF_COLUMNS_DOESNT_MATCH
+        27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        36,  # BAD_ARGUMENTS
+        41,  # CANNOT_PARSE_DATETIME
+        43,  # ILLEGAL_TYPE_OF_ARGUMENT
+        44,  # ILLEGAL_COLUMN
+        47,  # UNKNOWN_IDENTIFIER
+        48,  # NOT_IMPLEMENTED
+        53,  # TYPE_MISMATCH
+        60,  # UNKNOWN_TABLE
+        62,  # SYNTAX_ERROR
+        69,  # ARGUMENT_OUT_OF_BOUND
+        70,  # CANNOT_CONVERT_TYPE
+        72,  # CANNOT_PARSE_NUMBER
+        81,  # UNKNOWN_DATABASE
+        115,  # UNKNOWN_SETTING
+        117,  # INCORRECT_DATA
+        407,  # DECIMAL_OVERFLOW
+        497,  # ACCESS_DENIED
+        516,  # AUTHENTICATION_FAILED
+    }
+)
+
+
+class SinkUnavailableError(TimeoutError):
+    """ClickHouse stayed unavailable past the flush deadline; the rows are still pending."""
+
+
+class SinkClosedError(RuntimeError):
+    """The writer was closed while a flush was waiting to retry; the rows are still pending."""
+
+
+class RowError(ValueError):
+    """A row that cannot be stored exactly as given; it was not buffered."""
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True when ``exc`` says ClickHouse is unavailable rather than the batch being wrong."""
+    if isinstance(exc, OperationalError):
+        return True
+    if isinstance(exc, (ProgrammingError, DataError, NotSupportedError)):
+        return False
+    if isinstance(exc, DatabaseError):
+        return getattr(exc, "code", None) not in PERMANENT_ERROR_CODES
+    # Socket-level failures can escape the driver's wrapping.
+    return isinstance(exc, (ConnectionError, TimeoutError))
+
+
+def dims_key(dimensions: Mapping[str, str]) -> str:
+    """Canonical JSON of a dimension set, the ``dims_key`` column of usage tables."""
+    return json.dumps(dimensions, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# ---- row checks ---------------------------------------------------------------------------
+
+Check = Callable[[Any], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    """What a column accepts: Python types (None = anything), then an optional value check."""
+
+    type_name: str
+    types: tuple[type, ...] | None
+    nullable: bool = False
+    extra: Check | None = None
+    string: bool = False
+
+
+_DECIMAL_RE = re.compile(r"^Decimal\((\d+)(?:,\s*(\d+))?\)$")
+_DECIMAL_N_RE = re.compile(r"^Decimal(32|64|128|256)\((\d+)\)$")
+_DECIMAL_N_PRECISION = {"32": 9, "64": 18, "128": 38, "256": 76}
+# Quantize in a context wide enough for any Decimal256 value; InvalidOperation = inexact.
+_EXACT = Context(prec=160, traps=[InvalidOperation])
+
+
+def _split_args(args: str) -> list[str]:
+    """Top-level comma split of a type's arguments: 'String, Array(UInt8)' -> 2 parts."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(args):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(args[start:i].strip())
+            start = i + 1
+    parts.append(args[start:].strip())
+    return parts
+
+
+def _decimal_extra(precision: int, scale: int) -> Check:
+    quantum = Decimal(1).scaleb(-scale)
+    limit = Decimal(10) ** (precision - scale)
+
+    def check(value: Any) -> None:
+        if type(value) is not Decimal:
+            value = Decimal(value)
+        try:
+            exact = value.quantize(quantum, context=_EXACT) == value
+        except InvalidOperation:
+            exact = False
+        if not exact or not -limit < value < limit:
+            raise RowError(f"{value!r} does not fit Decimal({precision}, {scale}) exactly")
+
+    return check
+
+
+def _aware(value: Any) -> None:
+    if type(value) is not int and value.utcoffset() is None:
+        raise RowError(f"naive datetime {value!r}: give it a tzinfo (UTC)")
+
+
+def _elements(spec: _Spec) -> Check:
+    def check(value: Any) -> None:
+        for v in value:
+            _check_value(spec, v)
+
+    return check
+
+
+def _map_items(key: _Spec, val: _Spec) -> Check:
+    def check(value: Any) -> None:
+        for k, v in value.items():
+            _check_value(key, k)
+            _check_value(val, v)
+
+    return check
+
+
+def _check_value(spec: _Spec, value: Any) -> None:
+    if spec.types is None:
+        return
+    if not isinstance(value, spec.types):
+        if value is None and spec.nullable:
+            return
+        raise RowError(f"{value!r} ({type(value).__name__}) for {spec.type_name}")
+    if spec.extra is not None:
+        spec.extra(value)
+
+
+def _spec(type_name: str) -> _Spec:
+    """The check for a ClickHouse type name, as DESCRIBE TABLE spells it."""
+    inner, nullable = type_name, False
+    while inner.endswith(")") and inner.startswith(("Nullable(", "LowCardinality(")):
+        nullable = nullable or inner.startswith("Nullable(")
+        inner = inner[inner.index("(") + 1 : -1]
+    match = _DECIMAL_N_RE.match(inner) or _DECIMAL_RE.match(inner)
+    if match is not None:
+        if inner[7:8].isdigit():
+            precision, scale = _DECIMAL_N_PRECISION[match.group(1)], int(match.group(2))
+        else:
+            precision, scale = int(match.group(1)), int(match.group(2) or 0)
+        # float is refused on purpose: money is exact or it is wrong.
+        return _Spec(type_name, (Decimal, int), nullable, _decimal_extra(precision, scale))
+    if inner.startswith("DateTime"):
+        # int is raw ticks (epoch seconds, or ms for DateTime64(3)).
+        return _Spec(type_name, (datetime, int), nullable, _aware)
+    if inner.startswith("Date"):
+        return _Spec(type_name, (date,), nullable)
+    if inner == "String" or inner.startswith("FixedString("):
+        return _Spec(type_name, (str, bytes, bytearray), nullable, string=True)
+    if inner.startswith(("Int", "UInt")):
+        return _Spec(type_name, (int,), nullable)
+    if inner.startswith(("Float", "BFloat")):
+        return _Spec(type_name, (float, int), nullable)
+    if inner == "Bool":
+        return _Spec(type_name, (bool, int), nullable)
+    if inner == "UUID":
+        return _Spec(type_name, (uuid.UUID, str), nullable)
+    if inner.startswith("Enum"):
+        return _Spec(type_name, (str, int), nullable)
+    if inner.startswith("Array("):
+        element = _spec(inner[6:-1])
+        return _Spec(type_name, (list, tuple), nullable, _elements(element))
+    if inner.startswith("Map("):
+        key, val = _split_args(inner[4:-1])
+        return _Spec(type_name, (dict,), nullable, _map_items(_spec(key), _spec(val)))
+    # Tuple, JSON, Variant, IP addresses, ...: left to the driver.
+    return _Spec(type_name, None, nullable)
+
+
+# Without the table's types (ClickHouse unreachable when the rows came): refuse what is
+# wrong in any column.
+def _typeless(value: Any) -> None:
+    if isinstance(value, float):
+        raise RowError(f"float {value!r}: money and quantities must be Decimal")
+    if isinstance(value, datetime) and value.utcoffset() is None:
+        raise RowError(f"naive datetime {value!r}: give it a tzinfo (UTC)")
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise RowError(f"{value!r} is not a finite Decimal")
+
+
+_TYPELESS = _Spec("any column", (object,), True, _typeless)
+
+
+# ---- content hash -------------------------------------------------------------------------
+
+
+def _row_repr(row: Sequence[Any]) -> str:
+    # A Map hashes by content, not insertion order, so a row rebuilt from recovered state
+    # hashes like the original. repr is exact for Decimal, datetime, str and bytes.
+    return repr([sorted(v.items()) if type(v) is dict else v for v in row])
+
+
+def content_token(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """The insert_deduplication_token of a batch: a hash of its table, columns and rows."""
+    digest = hashlib.sha256(f"{table}\n{','.join(columns)}\n".encode())
+    digest.update("\n".join(map(_row_repr, rows)).encode())
+    return f"{table}-{digest.hexdigest()}"
+
+
+# ---- buffers and batches ------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Buffer:
+    rows: list[Sequence[Any]] = field(default_factory=list)
+    # String columns that received bytes: their str values are encoded at seal time,
+    # because the driver cannot mix the two in one column.
+    binary_columns: set[int] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Batch:
+    table: str
+    columns: tuple[str, ...]
+    rows: list[Sequence[Any]]
+    token: str
+    attempts: int = 0
+
+
+@dataclass(slots=True)
+class WriterStats:
+    rows_added: int = 0
+    rows_inserted: int = 0
+    inserts: int = 0
+    retries: int = 0
+    last_error: str = ""
+
+
+class ClickHouseWriter:
+    """Buffers rows per table and inserts them idempotently on :meth:`flush`.
+
+    Thread-safe: ``add`` may run on the event loop while ``flush`` runs in a worker thread
+    (``aflush``); flushes run one at a time, batches in the order they were sealed.
+    """
+
+    def __init__(
+        self,
+        client: AnyClient,
+        *,
+        deadline: float | None = None,
+        initial_backoff: float = 0.05,
+        max_backoff: float = 5.0,
+        validate: bool = True,
+        insert_settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``deadline``: seconds a flush keeps retrying before SinkUnavailableError; None
+        retries until ClickHouse is back (or :meth:`close`). ``validate=False`` skips the
+        per-value checks (and the one DESCRIBE per table they need)."""
+        self.client = client
+        self.deadline = deadline
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        self.validate = validate
+        self.insert_settings = dict(insert_settings or {})
+        self.stats = WriterStats()
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._closed = threading.Event()
+        self._buffers: dict[tuple[str, tuple[str, ...]], _Buffer] = {}
+        self._batches: list[_Batch] = []
+        # Rows sealed out of the buffers and being hashed into batches (still pending).
+        self._sealing = 0
+        # table -> column -> ClickHouse type name, from one DESCRIBE per table.
+        self._types: dict[str, dict[str, str]] = {}
+        self._specs: dict[str, dict[str, _Spec]] = {}
+
+    # ---- buffering ----------------------------------------------------------------------
+
+    def add(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+        """Buffers ``rows`` (tuples or lists, in ``columns`` order) for ``table``.
+
+        Raises RowError, buffering none of them, if any row cannot be stored exactly. The
+        first add for a table runs one DESCRIBE TABLE (blocking) to learn its types.
+        """
+        if not rows:
+            return
+        cols = tuple(columns)
+        width = len(cols)
+        for row in rows:
+            if len(row) != width:
+                raise RowError(f"{table}: row has {len(row)} values for {width} columns: {row!r}")
+        binary: set[int] = set()
+        if self.validate:
+            specs = self._column_specs(table, cols)
+            # Column by column: one spec lookup per column instead of per value.
+            for i, spec in enumerate(specs):
+                if spec.types is None:
+                    continue
+                types, extra = spec.types, spec.extra
+                for row in rows:
+                    value = row[i]
+                    if not isinstance(value, types):
+                        if value is None and spec.nullable:
+                            continue
+                        raise RowError(
+                            f"{table}.{cols[i]}: {value!r} ({type(value).__name__})"
+                            f" for {spec.type_name}"
+                        )
+                    if extra is not None:
+                        try:
+                            extra(value)
+                        except RowError as exc:
+                            raise RowError(f"{table}.{cols[i]}: {exc}") from None
+                    if spec.string and type(value) is not str:
+                        binary.add(i)
+        with self._lock:
+            buffer = self._buffers.get((table, cols))
+            if buffer is None:
+                buffer = self._buffers[(table, cols)] = _Buffer()
+            # Copied: a caller reusing its row lists must not change what gets stored.
+            buffer.rows.extend(map(tuple, rows))
+            buffer.binary_columns |= binary
+            self.stats.rows_added += len(rows)
+
+    @property
+    def pending(self) -> int:
+        """Rows added and not yet stored (buffered, or in a batch awaiting retry)."""
+        with self._lock:
+            return (
+                sum(len(b.rows) for b in self._buffers.values())
+                + sum(len(b.rows) for b in self._batches)
+                + self._sealing
+            )
+
+    def _column_specs(self, table: str, cols: tuple[str, ...]) -> list[_Spec]:
+        specs = self._specs.get(table)
+        if specs is None:
+            types = self._describe(table)
+            if types is None:
+                return [_TYPELESS] * len(cols)
+            specs = self._specs[table] = {name: _spec(t) for name, t in types.items()}
+        missing = [c for c in cols if c not in specs]
+        if missing:
+            raise RowError(f"{table} has no column(s) {', '.join(missing)}")
+        return [specs[c] for c in cols]
+
+    def _describe(self, table: str) -> dict[str, str] | None:
+        types = self._types.get(table)
+        if types is not None:
+            return types
+        try:
+            result = self.client.query(f"DESCRIBE TABLE {table}")
+        except Exception as exc:
+            # Unreachable right now: check without the types and ask again next time, rather
+            # than refuse rows the caller has to hand over.
+            if not is_retryable(exc):
+                raise
+            log.warning("cannot describe %s (%s); checking rows without its types", table, exc)
+            return None
+        types = {
+            row["name"]: row["type"]
+            for row in result.named_results()
+            if row["default_type"] not in ("ALIAS", "MATERIALIZED", "EPHEMERAL")
+        }
+        self._types[table] = types
+        return types
+
+    def _seal_locked(self) -> list[tuple[str, tuple[str, ...], list[Sequence[Any]], set[int]]]:
+        sealed = [(t, c, b.rows, b.binary_columns) for (t, c), b in self._buffers.items()]
+        self._buffers.clear()
+        return sealed
+
+    def _make_batches(
+        self, sealed: list[tuple[str, tuple[str, ...], list[Sequence[Any]], set[int]]]
+    ) -> list[_Batch]:
+        batches = []
+        for table, cols, rows, binary in sealed:
+            # Hashed before the bytes conversion so the token depends on the caller's rows.
+            token = content_token(table, cols, rows)
+            if binary:
+                rows = [
+                    [v.encode() if i in binary and type(v) is str else v for i, v in enumerate(r)]
+                    for r in rows
+                ]
+            batches.append(_Batch(table, cols, rows, token))
+        return batches
+
+    # ---- flushing -----------------------------------------------------------------------
+
+    def flush(self, deadline: float | None = None) -> int:
+        """Stores every row added so far; returns how many rows this call inserted.
+
+        Blocks while ClickHouse is unavailable. Raises SinkUnavailableError after
+        ``deadline`` (default: the writer's) seconds, SinkClosedError if the writer is
+        closed meanwhile, or the driver's error for a batch that cannot succeed; in every
+        case the rows not stored stay pending for the next flush.
+        """
+        limit = self.deadline if deadline is None else deadline
+        started = time.monotonic()
+        inserted = 0
+        with self._flush_lock:
+            with self._lock:
+                sealed = self._seal_locked()
+                self._sealing = sum(len(rows) for _, _, rows, _ in sealed)
+            # Hashed outside the buffer lock: add() on the event loop must not wait for it.
+            batches: list[_Batch] | None = None
+            try:
+                batches = self._make_batches(sealed)
+            finally:
+                with self._lock:
+                    if batches is None:  # cannot happen short of a bug; still keep the rows
+                        batches = [_Batch(t, c, r, "") for t, c, r, _ in sealed]
+                    self._batches.extend(batches)
+                    self._sealing = 0
+            while True:
+                with self._lock:
+                    if not self._batches:
+                        return inserted
+                    batch = self._batches[0]
+                self._insert_with_retry(batch, started, limit)
+                with self._lock:
+                    self._batches.pop(0)
+                    self.stats.rows_inserted += len(batch.rows)
+                    self.stats.inserts += 1
+                inserted += len(batch.rows)
+
+    async def aflush(self, deadline: float | None = None) -> int:
+        """:meth:`flush` in a worker thread, so the event loop keeps running meanwhile."""
+        return await asyncio.to_thread(self.flush, deadline)
+
+    def close(self) -> None:
+        """Makes a flush waiting on an unavailable ClickHouse give up (shutdown)."""
+        self._closed.set()
+
+    def _insert_with_retry(self, batch: _Batch, started: float, limit: float | None) -> None:
+        delay = self.initial_backoff
+        while True:
+            batch.attempts += 1
+            try:
+                self._insert(batch)
+                return
+            except Exception as exc:
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                if not is_retryable(exc):
+                    # The cached types may be stale (a migration changed the table).
+                    self._types.pop(batch.table, None)
+                    self._specs.pop(batch.table, None)
+                    raise
+                elapsed = time.monotonic() - started
+                if limit is not None and elapsed + delay > limit:
+                    raise SinkUnavailableError(
+                        f"ClickHouse unavailable for {elapsed:.1f}s inserting {len(batch.rows)}"
+                        f" rows into {batch.table}; they stay pending: {exc}"
+                    ) from exc
+                self.stats.retries += 1
+                log.warning(
+                    "insert into %s failed (attempt %d), retrying in %.2fs: %s",
+                    batch.table,
+                    batch.attempts,
+                    delay,
+                    exc,
+                )
+                if self._closed.wait(delay):
+                    raise SinkClosedError(
+                        f"writer closed; {len(batch.rows)} rows for {batch.table} not stored"
+                    ) from exc
+                delay = min(delay * 2, self.max_backoff)
+
+    def _insert(self, batch: _Batch) -> None:
+        types = self._types.get(batch.table)
+        type_names = (
+            [types[c] for c in batch.columns]
+            if types is not None and all(c in types for c in batch.columns)
+            else None
+        )
+        settings = {**self.insert_settings, "insert_deduplication_token": batch.token}
+        # Passing the types skips the DESCRIBE clickhouse-connect would run per insert.
+        self.client.insert(
+            batch.table,
+            batch.rows,
+            column_names=list(batch.columns),
+            column_type_names=type_names,
+            settings=settings,
+        )
