@@ -8,13 +8,16 @@ from typing import Any
 
 import faust
 
+from meterline.metering.catalog_file import load_catalog
 from meterline.metering.meters import MeterCatalog
+from meterline.metering.pricebook import PriceBook
 from meterline.settings import Settings
 from schemas.codec import Codec, DecodeError
 from schemas.registry import registry_from_settings
 from sinks.client import connect
 from sinks.writer import ClickHouseWriter
 from streams import topics
+from streams.catalog_feed import CatalogFeed
 from streams.dead_letters import DEAD_LETTER, DeadLetters
 from streams.tables import RecoveringCustomerTable
 from streams.usage_pipeline import UsagePipeline
@@ -30,6 +33,7 @@ class Runtime:
     settings: Settings
     codec: Codec
     usage: UsagePipeline
+    catalog: CatalogFeed
     clickhouse: Any
     writer: ClickHouseWriter
 
@@ -66,12 +70,21 @@ def create_runtime(settings: Settings) -> Runtime:
     clickhouse = connect(settings.clickhouse_dsn)
     writer = ClickHouseWriter(clickhouse)
     meters = MeterCatalog()
+    prices = PriceBook()
+    plans: dict[str, dict[str, Any]] = {}
+    catalog = CatalogFeed(
+        settings.broker, codec, ClickHouseWriter(clickhouse), meters, prices, plans
+    )
     if settings.catalog_file is not None:
-        from meterline.metering.catalog_file import load_catalog
+        catalog.seed(load_catalog(settings.catalog_file))
 
-        meters = MeterCatalog(load_catalog(settings.catalog_file).meters)
-
-    usage_topic = app.topic(topics.USAGE, topics.USAGE_REHOME, partitions=settings.partitions)
+    metered_topic = app.topic(
+        topics.USAGE,
+        topics.USAGE_REHOME,
+        topics.TOKENS,
+        topics.TOKENS_REHOME,
+        partitions=settings.partitions,
+    )
     holder: dict[str, UsagePipeline] = {}
 
     def recovered() -> None:
@@ -95,10 +108,16 @@ def create_runtime(settings: Settings) -> Runtime:
     states = table("usage-state", "usage_state")
     chunks = table("usage-seen", "compact_json")
     dead_letters = DeadLetters(app, codec)
-    usage = UsagePipeline(app, settings, codec, meters, states, chunks, writer, dead_letters)
+    usage = UsagePipeline(
+        app, settings, codec, meters, prices, states, chunks, writer, dead_letters
+    )
     holder["usage"] = usage
 
-    @app.agent(usage_topic, name="usage")
+    @app.task
+    async def catalog_feed() -> None:
+        await catalog.run()
+
+    @app.agent(metered_topic, name="usage")
     async def usage_agent(stream: Any) -> None:
         async for events in stream.take_events(
             settings.batch_max, within=settings.batch_within_seconds
@@ -143,7 +162,7 @@ def create_runtime(settings: Settings) -> Runtime:
                 dlq_writer.add("dlq", rows, DLQ_COLUMNS)
                 await dlq_writer.aflush()
 
-    runtime = Runtime(app, settings, codec, usage, clickhouse, writer)
+    runtime = Runtime(app, settings, codec, usage, catalog, clickhouse, writer)
     from meterline.api import register_api
 
     register_api(runtime)

@@ -15,8 +15,9 @@ DLQ = "meterline.dlq"
 # Events a producer put on a partition other than their customer's home partition are
 # forwarded here, to the home partition, so one worker stays the single writer.
 USAGE_REHOME = "meterline.internal.usage-rehome"
+TOKENS_REHOME = "meterline.internal.tokens-rehome"
 
 INBOUND = [USAGE, TOKENS, ACCOUNTS, PAYMENTS, CATALOG]
 OUTBOUND = [AGGREGATES, TOPUPS, ALERTS, INVOICES, DLQ]
-INTERNAL = [USAGE_REHOME]
+INTERNAL = [USAGE_REHOME, TOKENS_REHOME]
 ALL = INBOUND + OUTBOUND + INTERNAL

@@ -10,10 +10,12 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from meterline.metering.dedup import Chunk, DedupIndex, chunk_key
 from meterline.metering.meters import MeterCatalog, MeterDef, MeterValueError, dims_key
+from meterline.metering.pricebook import PriceBook
 from meterline.metering.usage_state import UsageState, WindowSnapshot
 from meterline.metering.windows import EventTimeLimits
 from meterline.settings import Settings
@@ -21,9 +23,40 @@ from schemas.codec import Codec, DecodeError
 from sinks.writer import ClickHouseWriter
 from streams.dead_letters import DeadLetters
 from streams.partitioning import home_partition
-from streams.topics import USAGE_REHOME
+from streams.topics import TOKENS, TOKENS_REHOME, USAGE, USAGE_REHOME
 
 USAGE_EVENT = "meterline.UsageEvent"
+TOKEN_EVENT = "meterline.TokenEvent"
+KIND = {USAGE: "usage", USAGE_REHOME: "usage", TOKENS: "tokens", TOKENS_REHOME: "tokens"}
+REHOME = {"usage": USAGE_REHOME, "tokens": TOKENS_REHOME}
+SCHEMA = {"usage": USAGE_EVENT, "tokens": TOKEN_EVENT}
+# Token counts also flow through the streamed minute windows, as sums per model.
+TOKEN_METERS = {
+    "input_tokens": MeterDef.default("llm_input_tokens"),
+    "output_tokens": MeterDef.default("llm_output_tokens"),
+    "cached_input_tokens": MeterDef.default("llm_cached_input_tokens"),
+}
+USAGE_RAW_COLUMNS = [
+    "customer_id",
+    "event_id",
+    "meter",
+    "value",
+    "timestamp",
+    "dimensions",
+    "ingested_at",
+]
+TOKEN_RAW_COLUMNS = [
+    "customer_id",
+    "event_id",
+    "model",
+    "provider",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "timestamp",
+    "dimensions",
+    "ingested_at",
+]
 MINUTE_COLUMNS = [
     "customer_id",
     "meter",
@@ -54,6 +87,37 @@ class PipelineStats:
     last_batch_at: float = 0.0
 
 
+def _ts(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _usage_row(r: dict, ingested: datetime) -> list[Any]:
+    return [
+        r["customer_id"],
+        r["event_id"],
+        r["meter"],
+        r["value"],
+        _ts(r["timestamp"]),
+        r["dimensions"],
+        ingested,
+    ]
+
+
+def _token_row(r: dict, ingested: datetime) -> list[Any]:
+    return [
+        r["customer_id"],
+        r["event_id"],
+        r["model"],
+        r["provider"],
+        r["input_tokens"],
+        r["output_tokens"],
+        r["cached_input_tokens"],
+        _ts(r["timestamp"]),
+        r["dimensions"],
+        ingested,
+    ]
+
+
 def snapshot_row(s: WindowSnapshot) -> list[Any]:
     return [
         s.customer_id,
@@ -76,6 +140,7 @@ class UsagePipeline:
         settings: Settings,
         codec: Codec,
         meters: MeterCatalog,
+        prices: PriceBook,
         states: Any,
         chunks: Any,
         writer: ClickHouseWriter,
@@ -85,6 +150,7 @@ class UsagePipeline:
         self.settings = settings
         self.codec = codec
         self.meters = meters
+        self.prices = prices
         self.states = states
         self.chunks = chunks
         self.writer = writer
@@ -98,7 +164,14 @@ class UsagePipeline:
         self.index = DedupIndex(horizon_ms=settings.dedup_horizon_days * 86_400_000)
         self.lock = asyncio.Lock()
         self.stats = PipelineStats()
-        self._rehome = app.topic(USAGE_REHOME, key_serializer="raw", value_serializer="raw")
+        self._rehome = {
+            kind: app.topic(name, key_serializer="raw", value_serializer="raw")
+            for kind, name in REHOME.items()
+        }
+        self._decoders = {
+            "usage": codec.usage_events_lenient,
+            "tokens": codec.token_events_lenient,
+        }
         self._dirty: set[str] = set()
         self._needs_rebuild = True
 
@@ -130,33 +203,34 @@ class UsagePipeline:
         if self._needs_rebuild:
             self._rebuild()
         now_ms = int(time.time() * 1000)
-        by_customer: dict[str, list[tuple[Any, str, str, dict]]] = {}
+        by_customer: dict[str, list[tuple[Any, str, str, str, dict]]] = {}
         for event in events:
             message = event.message
+            kind = KIND[message.topic]
             try:
-                records = self.codec.usage_events(message.value)
+                records, bad = self._decoders[kind](message.value)
             except DecodeError as exc:
                 await self._reject(message, str(exc))
                 continue
             source = f"{message.topic}/{message.partition}"
-            problems: list[str] = []
+            problems = [f"event #{b.index}: {b.reason}" for b in bad]
+            self.stats.events_in += len(records) + len(bad)
             for i, record in enumerate(records):
-                self.stats.events_in += 1
-                reason = self.limits.check(record["timestamp"], now_ms)
+                reason = self._check(kind, record, now_ms)
                 if reason is not None:
                     problems.append(f"event {record['event_id']!r}: {reason}")
                     continue
                 customer = record["customer_id"]
                 home = home_partition(customer, self.partitions)
-                if home != message.partition and message.topic != USAGE_REHOME:
-                    await self._forward(customer, home, record)
+                if home != message.partition and message.topic not in (USAGE_REHOME, TOKENS_REHOME):
+                    await self._forward(kind, customer, home, record)
                     continue
                 ref = f"{source}@{message.offset}.{i}"
-                by_customer.setdefault(customer, []).append((message, source, ref, record))
+                by_customer.setdefault(customer, []).append((message, source, ref, kind, record))
             if problems:
                 await self._reject(message, "; ".join(problems))
-        self.stats.last_batch_at = time.time()
         if not by_customer:
+            self.stats.last_batch_at = time.time()
             return
         touched: list[UsageState] = []
         for customer, items in by_customer.items():
@@ -166,6 +240,10 @@ class UsagePipeline:
                 touched.append(state)
             for message, reason in rejected:
                 await self._reject(message, reason)
+        # Raw rows are stored before any state that counts them is written: a replay then
+        # re-inserts rows ClickHouse collapses (same key), and never skips a missing one.
+        if self.writer.pending:
+            await self.writer.aflush()
         # Dedup chunks must be durable before the states that count their events: a state
         # without its chunk would let a later duplicate through.
         await self.app.producer.flush()
@@ -182,7 +260,7 @@ class UsagePipeline:
         return state
 
     def _apply(
-        self, state: UsageState, items: list[tuple[Any, str, str, dict]]
+        self, state: UsageState, items: list[tuple[Any, str, str, str, dict]]
     ) -> tuple[bool, list[tuple[Any, str]]]:
         customer = state.customer_id
         # Judge "already applied" against the state as recovered, not as this batch moves
@@ -193,14 +271,18 @@ class UsagePipeline:
         max_ts = -1
         changed = False
         horizon_cutoff = state.watermark - self.index.horizon_ms
-        for message, source, ref, record in items:
+        usage_rows: list[list[Any]] = []
+        token_rows: list[list[Any]] = []
+        ingested = datetime.now(tz=UTC)
+        for message, source, ref, kind, record in items:
             offset = message.offset
             if offset <= applied_before.get(source, -1):
                 self.stats.replayed += 1
                 continue
             state.mark_applied(source, offset)
             changed = True
-            event_id = record["event_id"]
+            # Usage and token events are separate id spaces.
+            event_id = record["event_id"] if kind == "usage" else f"tokens:{record['event_id']}"
             seen = self.index.lookup(customer, event_id)
             if (seen is not None and seen != ref) or (
                 event_id in new_ids and new_ids[event_id] != ref
@@ -212,12 +294,17 @@ class UsagePipeline:
                 # Older than what dedup remembers: counting it could count it twice.
                 rejected.append((message, f"event {event_id!r}: older than the dedup horizon"))
                 continue
-            meter = self.meters.get(record["meter"])
-            try:
-                self._count(state, meter, record)
-            except MeterValueError as exc:
-                rejected.append((message, f"event {event_id!r}: {exc}"))
-                continue
+            if kind == "usage":
+                meter = self.meters.get(record["meter"])
+                try:
+                    self._count(state, meter, record)
+                except MeterValueError as exc:
+                    rejected.append((message, f"event {event_id!r}: {exc}"))
+                    continue
+                usage_rows.append(_usage_row(record, ingested))
+            else:
+                self._count_tokens(state, record)
+                token_rows.append(_token_row(record, ingested))
             new_ids[event_id] = ref
             max_ts = max(max_ts, ts)
         if new_ids:
@@ -227,6 +314,10 @@ class UsagePipeline:
             self.index.add(chunk)
         for gone in self.index.expire(customer, state.watermark):
             self.chunks.pop(gone, None)
+        if usage_rows:
+            self.writer.add("usage_events", usage_rows, USAGE_RAW_COLUMNS)
+        if token_rows:
+            self.writer.add("token_events", token_rows, TOKEN_RAW_COLUMNS)
         return changed, rejected
 
     def _count(self, state: UsageState, meter: MeterDef, record: dict) -> None:
@@ -243,10 +334,29 @@ class UsagePipeline:
         if late:
             self.stats.late += 1
 
-    async def _forward(self, customer: str, home: int, record: dict) -> None:
+    def _count_tokens(self, state: UsageState, record: dict) -> None:
+        key = dims_key({"model": record["model"]})
+        for field, meter in TOKEN_METERS.items():
+            state.add(
+                meter, key, Decimal(record[field]), None, record["timestamp"], record["event_id"]
+            )
+        self.stats.counted += 1
+
+    def _check(self, kind: str, record: dict, now_ms: int) -> str | None:
+        reason = self.limits.check(record["timestamp"], now_ms)
+        # Billing an unpriced model at zero would be silent revenue loss.
+        if (
+            reason is None
+            and kind == "tokens"
+            and self.prices.price_at(record["model"], record["timestamp"]) is None
+        ):
+            reason = f"model {record['model']!r} has no price in force at that time"
+        return reason
+
+    async def _forward(self, kind: str, customer: str, home: int, record: dict) -> None:
         self.stats.forwarded += 1
-        await self._rehome.send(
-            key=customer.encode(), value=self.codec.encode(USAGE_EVENT, record), partition=home
+        await self._rehome[kind].send(
+            key=customer.encode(), value=self.codec.encode(SCHEMA[kind], record), partition=home
         )
 
     async def _reject(self, message: Any, reason: str) -> None:
