@@ -7,12 +7,14 @@ the flush timer so state is never read half-updated. See docs/ARCHITECTURE.md (E
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from meterline.metering.aggregation import Aggregation
 from meterline.metering.dedup import Chunk, DedupIndex, chunk_key
 from meterline.metering.meters import MeterCatalog, MeterDef, MeterValueError, dims_key
 from meterline.metering.pricebook import PriceBook
@@ -23,7 +25,7 @@ from schemas.codec import Codec, DecodeError
 from sinks.writer import ClickHouseWriter
 from streams.dead_letters import DeadLetters
 from streams.partitioning import home_partition
-from streams.topics import TOKENS, TOKENS_REHOME, USAGE, USAGE_REHOME
+from streams.topics import AGGREGATES, TOKENS, TOKENS_REHOME, USAGE, USAGE_REHOME
 
 USAGE_EVENT = "meterline.UsageEvent"
 TOKEN_EVENT = "meterline.TokenEvent"
@@ -118,6 +120,58 @@ def _token_row(r: dict, ingested: datetime) -> list[Any]:
     ]
 
 
+def aggregate_records(
+    state: UsageState, closed: list[tuple[tuple[str, str, int], Any]]
+) -> list[dict[str, Any]]:
+    """meterline.aggregates: a closed window is revision 0; each late event past grace is a
+    correction with its own id and a higher revision, to merge by the meter's aggregation
+    (add for sum and count, min/max for those, newest timestamp wins for latest)."""
+    out = []
+    for (meter, dims, start), agg in closed:
+        aggregation = state.aggregations.get(meter, Aggregation.SUM)
+        out.append(_aggregate(state.customer_id, meter, dims, start, "", aggregation, agg, 0))
+    for c in state.corrections:
+        out.append(
+            _aggregate(
+                state.customer_id,
+                c.meter,
+                c.dims_key,
+                c.window_start,
+                f"late:{c.event_id}",
+                c.aggregation,
+                c.agg,
+                state.version,
+            )
+        )
+    return out
+
+
+def _aggregate(
+    customer: str,
+    meter: str,
+    dims: str,
+    start: int,
+    part: str,
+    aggregation: Any,
+    agg: Any,
+    revision: int,
+) -> dict[str, Any]:
+    return {
+        "id": f"{customer}|{meter}|{dims}|{start}|{part}",
+        "kind": "correction" if part else "window",
+        "customer_id": customer,
+        "meter": meter,
+        "dimensions": json.loads(dims),
+        "window": "minute",
+        "window_start": start,
+        "window_end": start + 60_000,
+        "aggregation": str(aggregation),
+        "value": str(agg.result(aggregation)),
+        "events": agg.count,
+        "revision": revision,
+    }
+
+
 def snapshot_row(s: WindowSnapshot) -> list[Any]:
     return [
         s.customer_id,
@@ -164,6 +218,7 @@ class UsagePipeline:
         self.index = DedupIndex(horizon_ms=settings.dedup_horizon_days * 86_400_000)
         self.lock = asyncio.Lock()
         self.stats = PipelineStats()
+        self._aggregates = app.topic(AGGREGATES, key_serializer="raw", value_serializer="raw")
         self._rehome = {
             kind: app.topic(name, key_serializer="raw", value_serializer="raw")
             for kind, name in REHOME.items()
@@ -391,6 +446,12 @@ class UsagePipeline:
         for state, target in plans:
             closed = state.evict_closed(target)
             had_corrections = bool(state.corrections)
+            # Published before the state forgets them: a crash here re-publishes the same
+            # records (same ids), which consumers treat as the same fact.
+            for record in aggregate_records(state, closed):
+                await self._aggregates.send(
+                    key=state.customer_id.encode(), value=json.dumps(record).encode()
+                )
             state.corrections.clear()
             state.dirty.clear()
             if closed or had_corrections:
