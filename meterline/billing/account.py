@@ -1,0 +1,477 @@
+"""The account aggregate: everything billing knows about one customer, written by one writer.
+
+Time: the account's clock is the greatest input time it has seen (usage event time, payment
+``occurred_at``, command time), and everything happens at that clock. A late event is therefore
+charged now, into the open period, against the credits usable now — never dropped, never charged
+into a period that is already invoiced. When the clock passes the open period's end, the period
+is closed first (``_close_period``): grants expiring by then are written off, the invoice is
+built, and the next period starts with the plan's recurring credits.
+
+Every public method returns ``Effects`` (ledger entries, top-up requests, alerts, invoices,
+accepted payments, errors for the DLQ); the adapter publishes all of them, whatever the status.
+Bad input never raises out of here: it comes back in ``errors`` with status ``rejected``; it
+changes no state, except that time it carried may have closed a period, whose effects are then
+in the same ``Effects``.
+
+Balances: alerts and the top-up decision look at the whole spendable balance, scoped grants
+included (a customer with only image credits left is not "out of credits"); what usage no grant
+may pay for becomes overage on the invoice.
+
+Not modelled (yet): proration when a plan changes or an account starts mid-period (a new plan's
+fee and recurring credits apply from the next period; its rate card from the next event), and
+dunning of unpaid invoices (a failed invoice payment raises an alert).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, DecimalException
+from typing import Any
+
+from meterline.billing.catalog import Category, Plan
+from meterline.billing.credits import Wallet, check_grant
+from meterline.billing.effects import Effects, alert
+from meterline.billing.invoice import Invoice, MeterCharge, build_invoice, invoice_id
+from meterline.billing.money import ZERO, exact, opt_str, to_decimal
+from meterline.billing.payments import (
+    PaymentContext,
+    PaymentOutcome,
+    PaymentRecord,
+    apply_payment,
+    check_payment,
+)
+from meterline.billing.periods import BillingAnchor, Period, next_period, period_at
+from meterline.billing.pricing import display_unit_price, marginal_cost
+from meterline.billing.topup import AutoTopup, TopupPolicy
+from meterline.billing.usage import MeterPeriod
+
+DAY_MS = 86_400_000
+DEFAULT_EXPIRY_NOTICE_MS = 3 * DAY_MS
+
+
+def _rejected(reason: str) -> Effects:
+    return Effects(errors=[reason], status="rejected")
+
+
+@dataclass(slots=True)
+class Account:
+    customer_id: str
+    plan: Plan | None = None
+    anchor: BillingAnchor | None = None
+    period: Period | None = None
+    clock: int | None = None
+    wallet: Wallet = field(init=False)
+    topup: AutoTopup | None = None
+    usage: dict[str, MeterPeriod] = field(default_factory=dict)
+    invoices: dict[str, Invoice] = field(default_factory=dict)
+    payments: dict[str, PaymentRecord] = field(default_factory=dict)
+    advance_billed: list[int] = field(default_factory=list)  # period starts
+    owed: Decimal = ZERO  # refund debts, billed on the next period invoice
+    period_fee: Decimal = ZERO  # the fee of the plan in force when the open period began
+    low_balance_threshold: Decimal | None = None
+    expiry_notice_ms: int | None = DEFAULT_EXPIRY_NOTICE_MS
+    low_alerted: bool = False
+    exhausted_alerted: bool = False
+    expiring_alerted: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.wallet = Wallet(self.customer_id)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def balance(self, at: int | None = None, meter: str | None = None) -> Decimal:
+        when = at if at is not None else (self.clock or 0)
+        product = None
+        if meter is not None and self.plan is not None and (e := self.plan.entry(meter)):
+            product = e.product
+        return self.wallet.balance(when, meter, product)
+
+    # -- commands --------------------------------------------------------------------------
+
+    @exact
+    def upsert(
+        self,
+        plan: Plan,
+        anchor: BillingAnchor,
+        at: int,
+        *,
+        topup: TopupPolicy | None = None,
+        low_balance_threshold: Decimal | None = None,
+        expiry_notice_ms: int | None = DEFAULT_EXPIRY_NOTICE_MS,
+    ) -> Effects:
+        """Create or change the customer. The anchor is fixed by the first upsert; a plan change
+        takes effect for the next event (rate card) and the next period (fee, credits)."""
+        if self.anchor is not None and anchor != self.anchor:
+            return _rejected("the billing anchor of an existing account cannot change")
+        if self.plan is not None and plan.currency != self.plan.currency:
+            return _rejected(f"account bills in {self.plan.currency}, plan is {plan.currency}")
+        fx = Effects()
+        now = self._advance(at, fx)
+        self.plan = plan
+        if self.anchor is None:
+            self.anchor = anchor
+            self.period = period_at(anchor, now)
+            self._open_period(now, fx)
+        if topup is not None:
+            if self.topup is None:
+                self.topup = AutoTopup(self.customer_id, plan.currency, topup)
+            else:
+                self.topup.update_policy(topup)
+        elif self.topup is not None:
+            # Kept, disabled, so outcomes of requests already sent still find their request.
+            self.topup.update_policy(replace(self.topup.policy, enabled=False))
+        self.low_balance_threshold = (
+            low_balance_threshold
+            if low_balance_threshold is not None
+            else (topup.threshold if topup is not None else None)
+        )
+        self.expiry_notice_ms = expiry_notice_ms
+        self._after_change(now, f"upsert:{at}", fx, usage=False)
+        return fx
+
+    @exact
+    def grant(
+        self,
+        grant_id: str,
+        amount: Decimal,
+        at: int,
+        *,
+        priority: int = 0,
+        effective_at: int | None = None,
+        expires_at: int | None = None,
+        scope: Iterable[str] = (),
+        category: Category = "promotional",
+    ) -> Effects:
+        if self.plan is None:
+            return _rejected("grant for a customer with no plan")
+        if grant_id in self.wallet.grants:
+            return Effects(status="duplicate")
+        now = at if self.clock is None else max(self.clock, at)  # what _advance will make it
+        try:
+            check_grant(
+                grant_id,
+                amount,
+                now if effective_at is None else effective_at,
+                expires_at,
+                category,
+            )
+        except ValueError as exc:
+            return _rejected(str(exc))
+        fx = Effects()
+        now = self._advance(at, fx)
+        fx.entries += self.wallet.grant(
+            grant_id,
+            amount,
+            now,
+            priority=priority,
+            effective_at=effective_at,
+            expires_at=expires_at,
+            scope=scope,
+            category=category,
+        )
+        self._after_change(now, grant_id, fx, usage=False)
+        return fx
+
+    @exact
+    def void(self, grant_id: str, at: int) -> Effects:
+        if grant_id not in self.wallet.grants:
+            return _rejected(f"void of unknown grant {grant_id}")
+        fx = Effects()
+        now = self._advance(at, fx)
+        fx.entries += self.wallet.void(grant_id, now, ref=f"void:{grant_id}")
+        self._after_change(now, f"void:{grant_id}", fx, usage=False)
+        return fx
+
+    @exact
+    def bill_in_advance(self, at: int, period_start: int | None = None) -> Effects:
+        """Invoice the fee of a future period now (default: the next one). Its period invoice
+        then leaves the fee out. Billing the same period again changes nothing."""
+        if self.plan is None or self.anchor is None or self.period is None:
+            return _rejected("bill in advance for a customer with no plan")
+        fx = Effects()
+        now = self._advance(at, fx)
+        assert self.period is not None
+        if period_start is None:
+            target = next_period(self.anchor, self.period)
+        else:
+            target = period_at(self.anchor, period_start)
+            if target.start != period_start or target.start <= self.period.start:
+                # fx may already hold the effects of time passing: they must still go out.
+                fx.errors.append(f"{period_start} is not the start of a future billing period")
+                fx.status = "rejected"
+                return fx
+        inv_id = invoice_id(self.customer_id, target, "advance")
+        if inv_id in self.invoices:
+            fx.status = "duplicate"
+            return fx
+        inv = build_invoice(
+            self.customer_id, self.plan.currency, target, now, fee=self.plan.fee, kind="advance"
+        )
+        self.invoices[inv_id] = inv
+        self.advance_billed.append(target.start)
+        fx.invoices.append(inv)
+        return fx
+
+    # -- usage -----------------------------------------------------------------------------
+
+    @exact
+    def apply_usage(
+        self, event_id: str, meter: str, quantity: Decimal, at: int, cost: Decimal | None = None
+    ) -> Effects:
+        """Rate one usage event and burn credits for it. ``cost`` is for meters priced outside
+        the rate card (LLM tokens through the price book, markup included); otherwise the cost
+        is the marginal cost of the quantity on the plan's rate card."""
+        if self.plan is None:
+            return _rejected(f"usage {event_id} for a customer with no plan")
+        if quantity < 0:
+            return _rejected(f"usage {event_id}: negative quantity")
+        if cost is not None and cost < 0:
+            return _rejected(f"usage {event_id}: negative cost")
+        entry = self.plan.entry(meter)
+        if cost is None and (entry is None or entry.model is None):
+            return _rejected(f"usage {event_id}: meter {meter!r} has no price on the plan")
+        fx = Effects()
+        now = self._advance(at, fx)
+        u = self.usage.get(meter) or MeterPeriod()
+        if cost is None:
+            assert entry is not None and entry.model is not None
+            try:
+                cost = marginal_cost(entry.model, u.quantity, quantity)
+            except DecimalException:
+                # More digits than exact arithmetic holds: refuse rather than round. Effects of
+                # the time that passed (a period close) stay in fx and must still be published.
+                fx.errors.append(f"usage {event_id}: quantity {quantity} cannot be rated exactly")
+                fx.status = "rejected"
+                return fx
+        self.usage[meter] = u
+        product = entry.product if entry is not None else None
+        if cost > 0:
+            burned = self.wallet.burn(cost, meter, now, event_id, product)
+            fx.entries += burned.entries
+            for grant_id, amount in burned.debits.items():
+                u.paid(grant_id, amount)
+        elif cost < 0:
+            self._rebate(u, -cost, now, event_id, fx)
+        u.quantity += quantity
+        u.amount += cost
+        self._after_change(now, event_id, fx, usage=True)
+        return fx
+
+    def _rebate(self, u: MeterPeriod, rebate: Decimal, now: int, ref: str, fx: Effects) -> None:
+        """A volume tier made the period cheaper: first owe less, then give credits back to the
+        grants that paid for this meter (last burned first); what cannot go back (its grant has
+        expired or was voided) stays as a negative overage, i.e. an invoice credit."""
+        rest = rebate - min(rebate, max(u.overage, ZERO))
+        if rest == 0:
+            return
+        grants = self.wallet.grants
+        order = sorted(u.by_grant, key=lambda g: grants[g].burn_key(), reverse=True)
+        entries, _ = self.wallet.credit_back({g: u.by_grant[g] for g in order}, rest, now, ref)
+        for e in entries:
+            u.paid(e.grant_id, -e.amount)
+        fx.entries += entries
+
+    # -- payments and time -----------------------------------------------------------------
+
+    @exact
+    def apply_payment(self, outcome: PaymentOutcome) -> Effects:
+        if self.plan is None:
+            return _rejected(f"payment {outcome.payment_id} for a customer with no plan")
+        ctx = self._payment_context(self.clock or outcome.occurred_at)
+        early = check_payment(outcome, ctx)
+        if early is not None:
+            fx = Effects(status=early.status)
+            if early.status == "rejected":
+                fx.errors.append(early.reason)
+            return fx
+        fx = Effects()
+        now = self._advance(outcome.occurred_at, fx)
+        result = apply_payment(outcome, self._payment_context(now), fx)
+        self.owed += result.owed
+        fx.status = result.status
+        self._after_change(now, outcome.payment_id, fx, usage=False)
+        return fx
+
+    def _payment_context(self, now: int) -> PaymentContext:
+        assert self.plan is not None
+        return PaymentContext(
+            self.customer_id,
+            self.plan.currency,
+            now,
+            self.wallet,
+            self.topup,
+            self.invoices,
+            self.payments,
+        )
+
+    @exact
+    def tick(self, now: int) -> Effects:
+        """Let time pass with no input: closes periods, expires grants, sends due retries."""
+        fx = Effects()
+        if self.plan is None:
+            return fx
+        at = self._advance(now, fx)
+        self._after_change(at, f"tick:{at}", fx, usage=False)
+        return fx
+
+    def _advance(self, at: int, fx: Effects) -> int:
+        self.clock = at if self.clock is None else max(self.clock, at)
+        now = self.clock
+        while self.period is not None and now >= self.period.end:
+            self._close_period(fx)
+        fx.entries += self.wallet.expire(now)
+        self._expiring_alerts(now, fx)
+        return now
+
+    def _close_period(self, fx: Effects) -> None:
+        assert self.plan is not None and self.anchor is not None and self.period is not None
+        period, end = self.period, self.period.end
+        fx.entries += self.wallet.expire(end)
+        charges = []
+        for meter, u in self.usage.items():
+            entry = self.plan.entry(meter)
+            model = entry.model if entry is not None else None
+            price = display_unit_price(model) if model is not None else None
+            charges.append(MeterCharge(meter, u.quantity, u.amount, u.credits, price))
+        fee = None if period.start in self.advance_billed else self.period_fee
+        inv = build_invoice(
+            self.customer_id,
+            self.plan.currency,
+            period,
+            end,
+            fee=fee,
+            charges=charges,
+            adjustment=self.owed,
+        )
+        self.owed = ZERO
+        self.invoices[inv.invoice_id] = inv
+        fx.invoices.append(inv)
+        self.usage = {}
+        self.period = next_period(self.anchor, period)
+        self.advance_billed = [s for s in self.advance_billed if s >= self.period.start]
+        if self.topup is not None:
+            self.topup.new_period()
+        self._open_period(self.period.start, fx)
+
+    def _open_period(self, at: int, fx: Effects) -> None:
+        """Fix the open period's fee and grant its recurring credits, from the current plan."""
+        assert self.plan is not None and self.period is not None
+        p = self.period
+        self.period_fee = self.plan.fee
+        for i, credit in enumerate(self.plan.recurring_credits):
+            fx.entries += self.wallet.grant(
+                f"plan:{self.customer_id}:{p.start}:{i}",
+                credit.amount,
+                at,
+                priority=credit.priority,
+                effective_at=p.start,
+                expires_at=p.end,
+                scope=credit.scope,
+                category=credit.category,
+                ref=f"period:{p.start}",
+            )
+
+    def _expiring_alerts(self, now: int, fx: Effects) -> None:
+        grants = self.wallet.grants
+        self.expiring_alerted = [
+            g for g in self.expiring_alerted if g in grants and grants[g].status == "active"
+        ]
+        if self.expiry_notice_ms is None:
+            return
+        for g in grants.values():
+            if (
+                g.status == "active"
+                and g.remaining > 0
+                and g.expires_at is not None
+                and g.expires_at - self.expiry_notice_ms <= now < g.expires_at
+                and g.grant_id not in self.expiring_alerted
+            ):
+                self.expiring_alerted.append(g.grant_id)
+                fx.alerts.append(
+                    alert(
+                        self.customer_id,
+                        "grant_expiring",
+                        now,
+                        g.grant_id,
+                        expires_at=str(g.expires_at),
+                        remaining=str(g.remaining),
+                    )
+                )
+
+    def _after_change(self, now: int, ref: str, fx: Effects, *, usage: bool) -> None:
+        balance = self.wallet.balance(now)
+        threshold = self.low_balance_threshold
+        if threshold is not None and balance < threshold:
+            if not self.low_alerted:
+                self.low_alerted = True
+                fx.alerts.append(
+                    alert(
+                        self.customer_id,
+                        "balance_low",
+                        now,
+                        ref,
+                        balance=str(balance),
+                        threshold=str(threshold),
+                    )
+                )
+        else:
+            self.low_alerted = False
+        if balance <= 0:
+            # Only usage exhausts a balance; an account merely created empty is not news.
+            if usage and not self.exhausted_alerted:
+                self.exhausted_alerted = True
+                fx.alerts.append(alert(self.customer_id, "balance_exhausted", now, ref))
+        else:
+            self.exhausted_alerted = False
+        if self.topup is not None and (request := self.topup.decide(balance, now)):
+            fx.topups.append(request)
+
+    # -- state -----------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "customer_id": self.customer_id,
+            "plan": None if self.plan is None else self.plan.to_dict(),
+            "anchor": None if self.anchor is None else self.anchor.to_dict(),
+            "period": None if self.period is None else self.period.to_dict(),
+            "clock": self.clock,
+            "wallet": self.wallet.to_dict(),
+            "topup": None if self.topup is None else self.topup.to_dict(),
+            "usage": {m: u.to_dict() for m, u in sorted(self.usage.items())},
+            "invoices": [inv.to_dict() for inv in self.invoices.values()],
+            "payments": [p.to_dict() for p in self.payments.values()],
+            "advance_billed": list(self.advance_billed),
+            "owed": str(self.owed),
+            "period_fee": str(self.period_fee),
+            "low_balance_threshold": opt_str(self.low_balance_threshold),
+            "expiry_notice_ms": self.expiry_notice_ms,
+            "low_alerted": self.low_alerted,
+            "exhausted_alerted": self.exhausted_alerted,
+            "expiring_alerted": list(self.expiring_alerted),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Account:
+        acc = cls(data["customer_id"])
+        acc.plan = None if data["plan"] is None else Plan.from_dict(data["plan"])
+        acc.anchor = None if data["anchor"] is None else BillingAnchor.from_dict(data["anchor"])
+        acc.period = None if data["period"] is None else Period.from_dict(data["period"])
+        acc.clock = data["clock"]
+        acc.wallet = Wallet.from_dict(data["wallet"])
+        acc.topup = None if data["topup"] is None else AutoTopup.from_dict(data["topup"])
+        acc.usage = {m: MeterPeriod.from_dict(u) for m, u in data["usage"].items()}
+        invoices = (Invoice.from_dict(i) for i in data["invoices"])
+        acc.invoices = {i.invoice_id: i for i in invoices}
+        records = (PaymentRecord.from_dict(p) for p in data["payments"])
+        acc.payments = {p.payment_id: p for p in records}
+        acc.advance_billed = [int(s) for s in data["advance_billed"]]
+        acc.owed = to_decimal(data["owed"])
+        acc.period_fee = to_decimal(data["period_fee"])
+        threshold = data["low_balance_threshold"]
+        acc.low_balance_threshold = None if threshold is None else to_decimal(threshold)
+        acc.expiry_notice_ms = data["expiry_notice_ms"]
+        acc.low_alerted = bool(data["low_alerted"])
+        acc.exhausted_alerted = bool(data["exhausted_alerted"])
+        acc.expiring_alerted = list(data["expiring_alerted"])
+        return acc

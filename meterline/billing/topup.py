@@ -1,0 +1,258 @@
+"""Automatic top-up: when to ask the payment processor for more credits, and how to react.
+
+Rules, in the order ``decide`` checks them:
+
+1. never while a request is pending (one low balance must not cause two charges), and never
+   while suspended;
+2. only when the spendable balance is below ``threshold``;
+3. not before ``not_before``: ``cooldown_ms`` after a success or a cancel, or the dunning delay
+   after a decline;
+4. at most ``max_per_period`` successful top-ups per billing period (declines are bounded by the
+   dunning schedule instead, so a failing card cannot use up the cap);
+5. the amount is ``amount`` (fixed mode) or ``target - balance`` (target mode).
+
+Dunning: after the k-th consecutive decline the next attempt waits ``retry_delays_ms[k-1]``
+(default 1 h, 6 h, 24 h; ``exponential_delays`` builds a geometric schedule). A decline after the
+schedule is used up suspends auto top-up until the customer's policy is updated (a new upsert);
+the account raises an alert for each decline and for the suspension. A retry is a new request
+with a new id: the declined one is final at the processor.
+
+Request ids are ``f"topup:{customer_id}:{n}"`` with ``n`` counting this customer's requests, so a
+replay of the same input asks for the same ids and the processor's idempotency key dedups them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from meterline.billing.money import ZERO, exact, to_decimal
+
+HOUR_MS = 3_600_000
+DEFAULT_COOLDOWN_MS = 10 * 60_000
+DEFAULT_RETRY_DELAYS_MS = (HOUR_MS, 6 * HOUR_MS, 24 * HOUR_MS)
+DEFAULT_PAID_PRIORITY = 100  # credits bought are burned after plan and promotional credits
+TopupMode = Literal["fixed", "target"]
+RequestStatus = Literal["pending", "succeeded", "failed", "canceled"]
+
+
+def exponential_delays(first_ms: int, factor: int, count: int) -> tuple[int, ...]:
+    return tuple(first_ms * factor**i for i in range(count))
+
+
+@dataclass(frozen=True, slots=True)
+class TopupPolicy:
+    threshold: Decimal
+    mode: TopupMode = "fixed"
+    amount: Decimal = ZERO
+    target: Decimal = ZERO
+    cooldown_ms: int = DEFAULT_COOLDOWN_MS
+    retry_delays_ms: tuple[int, ...] = DEFAULT_RETRY_DELAYS_MS
+    max_per_period: int | None = None
+    paid_priority: int = DEFAULT_PAID_PRIORITY
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode == "fixed" and self.amount <= 0:
+            raise ValueError("fixed top-up needs a positive amount")
+        if self.mode == "target" and self.target <= self.threshold:
+            raise ValueError("target top-up needs a target above the threshold")
+        if self.mode not in ("fixed", "target"):
+            raise ValueError(f"unknown top-up mode {self.mode!r}")
+        if self.cooldown_ms < 0 or any(d < 0 for d in self.retry_delays_ms):
+            raise ValueError("delays must not be negative")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "threshold": str(self.threshold),
+            "mode": self.mode,
+            "amount": str(self.amount),
+            "target": str(self.target),
+            "cooldown_ms": self.cooldown_ms,
+            "retry_delays_ms": list(self.retry_delays_ms),
+            "max_per_period": self.max_per_period,
+            "paid_priority": self.paid_priority,
+            "enabled": self.enabled,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TopupPolicy:
+        cap = data.get("max_per_period")
+        return cls(
+            threshold=to_decimal(data["threshold"], "threshold"),
+            mode=data.get("mode", "fixed"),
+            amount=to_decimal(data.get("amount", 0), "amount"),
+            target=to_decimal(data.get("target", 0), "target"),
+            cooldown_ms=int(data.get("cooldown_ms", DEFAULT_COOLDOWN_MS)),
+            retry_delays_ms=tuple(
+                int(d) for d in data.get("retry_delays_ms", DEFAULT_RETRY_DELAYS_MS)
+            ),
+            max_per_period=None if cap is None else int(cap),
+            paid_priority=int(data.get("paid_priority", DEFAULT_PAID_PRIORITY)),
+            enabled=bool(data.get("enabled", True)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TopupRequest:
+    request_id: str
+    customer_id: str
+    amount: Decimal
+    currency: str
+    requested_at: int
+    attempt: int  # 1 for a first try, k for the (k-1)-th dunning retry
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "customer_id": self.customer_id,
+            "amount": str(self.amount),
+            "currency": self.currency,
+            "requested_at": self.requested_at,
+            "attempt": self.attempt,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TopupRequest:
+        return cls(
+            data["request_id"],
+            data["customer_id"],
+            to_decimal(data["amount"]),
+            data["currency"],
+            int(data["requested_at"]),
+            int(data["attempt"]),
+        )
+
+
+OutcomeResult = Literal["applied", "stale", "suspended"]
+
+
+@dataclass(slots=True)
+class AutoTopup:
+    customer_id: str
+    currency: str
+    policy: TopupPolicy
+    n: int = 0
+    pending: TopupRequest | None = None
+    failures: int = 0
+    not_before: int | None = None
+    suspended: bool = False
+    succeeded_in_period: int = 0
+    requests: dict[str, RequestStatus] = field(default_factory=dict)
+
+    @exact
+    def decide(self, balance: Decimal, now: int) -> TopupRequest | None:
+        """The request to send now, if any; it becomes the pending request."""
+        p = self.policy
+        if not p.enabled or self.suspended or self.pending is not None:
+            return None
+        if balance >= p.threshold:
+            return None
+        if self.not_before is not None and now < self.not_before:
+            return None
+        if p.max_per_period is not None and self.succeeded_in_period >= p.max_per_period:
+            return None
+        amount = p.amount if p.mode == "fixed" else p.target - balance
+        if amount <= 0:
+            return None
+        self.n += 1
+        request = TopupRequest(
+            f"topup:{self.customer_id}:{self.n}",
+            self.customer_id,
+            amount,
+            self.currency,
+            now,
+            self.failures + 1,
+        )
+        self.pending = request
+        self.requests[request.request_id] = "pending"
+        return request
+
+    def knows(self, request_id: str) -> bool:
+        return request_id in self.requests
+
+    def _close(self, request_id: str, status: RequestStatus) -> bool:
+        """Record a final status; False when the request was already final (a stale outcome)."""
+        if self.requests.get(request_id) != "pending":
+            return False
+        self.requests[request_id] = status
+        if self.pending is not None and self.pending.request_id == request_id:
+            self.pending = None
+        return True
+
+    def on_succeeded(self, request_id: str, at: int) -> OutcomeResult:
+        status = self.requests.get(request_id)
+        if status is None or status == "succeeded":
+            return "stale"
+        if status == "pending":
+            self._close(request_id, "succeeded")
+        else:
+            # Success reported after a decline or cancel: the money was taken all the same.
+            self.requests[request_id] = "succeeded"
+        self.succeeded_in_period += 1
+        self.failures = 0
+        self.suspended = False
+        self.not_before = at + self.policy.cooldown_ms
+        return "applied"
+
+    def on_failed(self, request_id: str, at: int) -> OutcomeResult:
+        if not self._close(request_id, "failed"):
+            return "stale"
+        self.failures += 1
+        delays = self.policy.retry_delays_ms
+        if self.failures > len(delays):
+            self.suspended = True
+            self.not_before = None
+            return "suspended"
+        self.not_before = at + delays[self.failures - 1]
+        return "applied"
+
+    def on_canceled(self, request_id: str, at: int) -> OutcomeResult:
+        # Not a decline: no dunning step, but the cooldown keeps a canceled charge from being
+        # re-requested on the very next event.
+        if not self._close(request_id, "canceled"):
+            return "stale"
+        self.not_before = at + self.policy.cooldown_ms
+        return "applied"
+
+    def new_period(self) -> None:
+        self.succeeded_in_period = 0
+
+    def update_policy(self, policy: TopupPolicy) -> None:
+        """A new policy (the customer's upsert) is also how a suspended top-up is resumed."""
+        self.policy = policy
+        self.suspended = False
+        self.failures = 0
+        self.not_before = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "customer_id": self.customer_id,
+            "currency": self.currency,
+            "policy": self.policy.to_dict(),
+            "n": self.n,
+            "pending": None if self.pending is None else self.pending.to_dict(),
+            "failures": self.failures,
+            "not_before": self.not_before,
+            "suspended": self.suspended,
+            "succeeded_in_period": self.succeeded_in_period,
+            "requests": dict(self.requests),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AutoTopup:
+        pending = data.get("pending")
+        return cls(
+            data["customer_id"],
+            data["currency"],
+            TopupPolicy.from_dict(data["policy"]),
+            int(data["n"]),
+            None if pending is None else TopupRequest.from_dict(pending),
+            int(data["failures"]),
+            data.get("not_before"),
+            bool(data["suspended"]),
+            int(data["succeeded_in_period"]),
+            dict(data.get("requests", {})),
+        )
