@@ -1,4 +1,4 @@
--- Initial schema: minute usage snapshots, the usage_windows view over them, dead letters.
+-- Initial schema: minute usage snapshots, the usage_windows_streamed roll-ups over them, dead letters.
 -- A statement ends with ';' at the end of a line. Every statement is idempotent
 -- (IF NOT EXISTS / OR REPLACE) because a crash between two of them re-runs the whole file.
 
@@ -6,7 +6,7 @@
 -- part '' is the live window; 'late:<event_id>' is a correction for a late event past grace,
 -- so it never overwrites the live snapshot, and a replayed correction replaces itself.
 -- A window is rewritten with a higher version as it grows: readers must use FINAL
--- (usage_windows does), or an unmerged superseded snapshot is counted as well.
+-- (usage_windows_streamed does), or an unmerged superseded snapshot is counted as well.
 CREATE TABLE IF NOT EXISTS usage_minute
 (
     customer_id  String,
@@ -54,11 +54,12 @@ SELECT
 FROM usage_minute FINAL
 GROUP BY customer_id, meter, dims_key, window_start, aggregation;
 
--- The analysts' surface (DESIGN.md). Roll-ups use UTC calendar boundaries. A unique_count
+-- Roll-ups of the streamed minute snapshots (usage_windows itself is computed from raw events,
+-- see 002). Roll-ups use UTC calendar boundaries. A unique_count
 -- meter rolls up as the sum of its minute counts: an upper bound, since the distinct values
 -- themselves are not stored. Each window size is its own UNION branch so that a filter on
 -- `window` prunes the others before they read anything.
-CREATE OR REPLACE VIEW usage_windows AS
+CREATE OR REPLACE VIEW usage_windows_streamed AS
 SELECT customer_id, meter, dimensions, 'minute' AS window, window_start, value, events,
        aggregation
 FROM usage_minute_merged

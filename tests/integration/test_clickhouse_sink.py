@@ -64,7 +64,7 @@ def windows(client: SharedClient, window: str, customer: str) -> dict[tuple, tup
     """(meter, window_start, dims) -> (value, events) from the analysts' view."""
     _, rows = query_rows(
         client,
-        "SELECT meter, window_start, dimensions, value, events FROM usage_windows"
+        "SELECT meter, window_start, dimensions, value, events FROM usage_windows_streamed"
         " WHERE window = {w:String} AND customer_id = {c:String}",
         {"w": window, "c": customer},
     )
@@ -110,7 +110,7 @@ def test_shared_client_is_thread_safe(ch: SharedClient) -> None:
                     [minute(f"thread-{n}", T0 + timedelta(minutes=i), "1")],
                     column_names=MINUTE_COLUMNS,
                 )
-                ch.query("SELECT sum(value) FROM usage_windows WHERE window = 'hour'")
+                ch.query("SELECT sum(value) FROM usage_windows_streamed WHERE window = 'hour'")
         except BaseException as exc:
             errors.append(exc)
 
@@ -214,7 +214,7 @@ def test_latest_snapshot_wins_over_versions_and_duplicates(ch: SharedClient) -> 
     # The analysts' typical query is exact too.
     _, rows = query_rows(
         ch,
-        "SELECT customer_id, meter, sum(value), sum(events) FROM usage_windows"
+        "SELECT customer_id, meter, sum(value), sum(events) FROM usage_windows_streamed"
         " WHERE window = 'minute' GROUP BY customer_id, meter",
     )
     assert rows == [(cust, "api_calls", Decimal("10.125"), 7)]
@@ -265,7 +265,7 @@ def test_rollups_cross_hour_day_month_and_leap_day(ch: SharedClient) -> None:
         ("us", at(2024, 1, 1)): Decimal(64),
     }
     _, events = query_rows(
-        ch, "SELECT window, sum(events) FROM usage_windows GROUP BY window ORDER BY window"
+        ch, "SELECT window, sum(events) FROM usage_windows_streamed GROUP BY window ORDER BY window"
     )
     assert events == [("day", 7), ("hour", 7), ("minute", 7), ("month", 7)]
 
@@ -316,7 +316,7 @@ def test_min_max_meters_roll_up_by_their_aggregation(ch: SharedClient) -> None:
     writer.flush()
     _, got = query_rows(
         ch,
-        "SELECT meter, sum(value) FROM usage_windows WHERE window = 'day'"
+        "SELECT meter, sum(value) FROM usage_windows_streamed WHERE window = 'day'"
         " AND customer_id = 'agg' GROUP BY meter ORDER BY meter",
     )
     assert got == [("floor", Decimal(2)), ("peak", Decimal(20)), ("total", Decimal(16))]
@@ -421,7 +421,7 @@ def test_decimals_are_exact_over_many_rows(ch: SharedClient) -> None:
     for size in ("minute", "hour", "day", "month"):
         _, total = query_rows(
             ch,
-            "SELECT sum(value), sum(events) FROM usage_windows"
+            "SELECT sum(value), sum(events) FROM usage_windows_streamed"
             " WHERE window = {w:String} AND customer_id = 'tiny'",
             {"w": size},
         )
