@@ -17,6 +17,7 @@ from schemas.registry import registry_from_settings
 from sinks.client import connect
 from sinks.writer import ClickHouseWriter
 from streams import topics
+from streams.billing import BillingAdapter
 from streams.catalog_feed import CatalogFeed
 from streams.dead_letters import DEAD_LETTER, DeadLetters
 from streams.tables import RecoveringCustomerTable
@@ -83,6 +84,10 @@ def create_runtime(settings: Settings) -> Runtime:
         topics.USAGE_REHOME,
         topics.TOKENS,
         topics.TOKENS_REHOME,
+        topics.ACCOUNTS,
+        topics.ACCOUNTS_REHOME,
+        topics.PAYMENTS,
+        topics.PAYMENTS_REHOME,
         partitions=settings.partitions,
     )
     holder: dict[str, UsagePipeline] = {}
@@ -107,9 +112,21 @@ def create_runtime(settings: Settings) -> Runtime:
 
     states = table("usage-state", "usage_state")
     chunks = table("usage-seen", "compact_json")
+    accounts = table("account-state", "account_state")
     dead_letters = DeadLetters(app, codec)
+    billing = BillingAdapter(meters, prices, plans)
     usage = UsagePipeline(
-        app, settings, codec, meters, prices, states, chunks, writer, dead_letters
+        app,
+        settings,
+        codec,
+        meters,
+        prices,
+        states,
+        chunks,
+        accounts,
+        billing,
+        writer,
+        dead_letters,
     )
     holder["usage"] = usage
 

@@ -43,6 +43,16 @@ class _UsageStateCodec(codecs.Codec):
         return UsageState.from_dict(json.loads(s))
 
 
+class _AccountStateCodec(codecs.Codec):
+    def _dumps(self, obj: Any) -> bytes:
+        return json.dumps(obj.to_dict(), separators=(",", ":")).encode()
+
+    def _loads(self, s: bytes) -> Any:
+        from streams.billing import AccountState
+
+        return AccountState.from_dict(json.loads(s))
+
+
 class _CompactJsonCodec(codecs.Codec):
     def _dumps(self, obj: Any) -> bytes:
         return json.dumps(obj, separators=(",", ":")).encode()
@@ -53,6 +63,7 @@ class _CompactJsonCodec(codecs.Codec):
 
 codecs.register("usage_state", _UsageStateCodec())
 codecs.register("compact_json", _CompactJsonCodec())
+codecs.register("account_state", _AccountStateCodec())
 
 
 class RecoveringCustomerTable(CustomerTable):

@@ -16,8 +16,10 @@ DLQ = "meterline.dlq"
 # forwarded here, to the home partition, so one worker stays the single writer.
 USAGE_REHOME = "meterline.internal.usage-rehome"
 TOKENS_REHOME = "meterline.internal.tokens-rehome"
+ACCOUNTS_REHOME = "meterline.internal.accounts-rehome"
+PAYMENTS_REHOME = "meterline.internal.payments-rehome"
 
 INBOUND = [USAGE, TOKENS, ACCOUNTS, PAYMENTS, CATALOG]
 OUTBOUND = [AGGREGATES, TOPUPS, ALERTS, INVOICES, DLQ]
-INTERNAL = [USAGE_REHOME, TOKENS_REHOME]
+INTERNAL = [USAGE_REHOME, TOKENS_REHOME, ACCOUNTS_REHOME, PAYMENTS_REHOME]
 ALL = INBOUND + OUTBOUND + INTERNAL

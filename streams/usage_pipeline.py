@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from meterline.billing.account import Account
 from meterline.metering.aggregation import Aggregation
 from meterline.metering.dedup import Chunk, DedupIndex, chunk_key
 from meterline.metering.meters import MeterCatalog, MeterDef, MeterValueError, dims_key
@@ -23,14 +24,45 @@ from meterline.metering.windows import EventTimeLimits
 from meterline.settings import Settings
 from schemas.codec import Codec, DecodeError
 from sinks.writer import ClickHouseWriter
+from streams.billing import AccountState, BillingAdapter, outbound_records, outbox_rows, to_json
 from streams.dead_letters import DeadLetters
 from streams.partitioning import home_partition
-from streams.topics import AGGREGATES, TOKENS, TOKENS_REHOME, USAGE, USAGE_REHOME
+from streams.topics import (
+    ACCOUNTS,
+    ACCOUNTS_REHOME,
+    AGGREGATES,
+    ALERTS,
+    INVOICES,
+    PAYMENTS,
+    PAYMENTS_REHOME,
+    TOKENS,
+    TOKENS_REHOME,
+    TOPUPS,
+    USAGE,
+    USAGE_REHOME,
+)
 
 USAGE_EVENT = "meterline.UsageEvent"
 TOKEN_EVENT = "meterline.TokenEvent"
-KIND = {USAGE: "usage", USAGE_REHOME: "usage", TOKENS: "tokens", TOKENS_REHOME: "tokens"}
-REHOME = {"usage": USAGE_REHOME, "tokens": TOKENS_REHOME}
+KIND = {
+    USAGE: "usage",
+    USAGE_REHOME: "usage",
+    TOKENS: "tokens",
+    TOKENS_REHOME: "tokens",
+    ACCOUNTS: "accounts",
+    ACCOUNTS_REHOME: "accounts",
+    PAYMENTS: "payments",
+    PAYMENTS_REHOME: "payments",
+}
+REHOME = {
+    "usage": USAGE_REHOME,
+    "tokens": TOKENS_REHOME,
+    "accounts": ACCOUNTS_REHOME,
+    "payments": PAYMENTS_REHOME,
+}
+REHOMED = frozenset(REHOME.values())
+# (message, source "topic/partition", ref "source@offset.index", kind, record)
+Item = tuple[Any, str, str, str, dict]
 SCHEMA = {"usage": USAGE_EVENT, "tokens": TOKEN_EVENT}
 # Token counts also flow through the streamed minute windows, as sums per model.
 TOKEN_METERS = {
@@ -87,6 +119,12 @@ class PipelineStats:
     # Wall-clock seconds of the first and the latest batch: the benchmark's timing source.
     first_batch_at: float = 0.0
     last_batch_at: float = 0.0
+
+
+def _what(kind: str, record: dict) -> str:
+    if kind in ("usage", "tokens"):
+        return f"event {record['event_id']!r}"
+    return f"{kind} record"
 
 
 def _ts(ms: int) -> datetime:
@@ -197,6 +235,8 @@ class UsagePipeline:
         prices: PriceBook,
         states: Any,
         chunks: Any,
+        accounts: Any,
+        billing: BillingAdapter,
         writer: ClickHouseWriter,
         dead_letters: DeadLetters,
     ) -> None:
@@ -207,6 +247,8 @@ class UsagePipeline:
         self.prices = prices
         self.states = states
         self.chunks = chunks
+        self.accounts = accounts
+        self.billing = billing
         self.writer = writer
         self.dlq = dead_letters
         self.partitions = settings.partitions
@@ -228,6 +270,11 @@ class UsagePipeline:
             "tokens": codec.token_events_lenient,
         }
         self._dirty: set[str] = set()
+        self._dirty_accounts: set[str] = set()
+        self._outbound = {
+            kind: app.topic(name, key_serializer="raw", value_serializer="raw")
+            for kind, name in (("topups", TOPUPS), ("alerts", ALERTS), ("invoices", INVOICES))
+        }
         self._needs_rebuild = True
 
     # -- recovery ---------------------------------------------------------------------------
@@ -249,6 +296,7 @@ class UsagePipeline:
         for customer, state in self.states.items():
             state.dirty = set(state.windows)
             self._dirty.add(customer)
+        self._dirty_accounts = {c for c, a in self.accounts.items() if a.has_outbox}
         self._needs_rebuild = False
 
     # -- the hot path -----------------------------------------------------------------------
@@ -258,12 +306,12 @@ class UsagePipeline:
         if self._needs_rebuild:
             self._rebuild()
         now_ms = int(time.time() * 1000)
-        by_customer: dict[str, list[tuple[Any, str, str, str, dict]]] = {}
+        by_customer: dict[str, list[Item]] = {}
         for event in events:
             message = event.message
             kind = KIND[message.topic]
             try:
-                records, bad = self._decoders[kind](message.value)
+                records, bad = self._decode(kind, message.value)
             except DecodeError as exc:
                 await self._reject(message, str(exc))
                 continue
@@ -273,12 +321,12 @@ class UsagePipeline:
             for i, record in enumerate(records):
                 reason = self._check(kind, record, now_ms)
                 if reason is not None:
-                    problems.append(f"event {record['event_id']!r}: {reason}")
+                    problems.append(f"{_what(kind, record)}: {reason}")
                     continue
                 customer = record["customer_id"]
                 home = home_partition(customer, self.partitions)
-                if home != message.partition and message.topic not in (USAGE_REHOME, TOKENS_REHOME):
-                    await self._forward(kind, customer, home, record)
+                if home != message.partition and message.topic not in REHOMED:
+                    await self._forward(kind, customer, home, record, message.value)
                     continue
                 ref = f"{source}@{message.offset}.{i}"
                 by_customer.setdefault(customer, []).append((message, source, ref, kind, record))
@@ -288,11 +336,15 @@ class UsagePipeline:
             self.stats.last_batch_at = time.time()
             return
         touched: list[UsageState] = []
+        touched_accounts: list[AccountState] = []
         for customer, items in by_customer.items():
             state = self._state(customer)
-            changed, rejected = self._apply(state, items)
+            account = self.accounts.get(customer)
+            changed, account, rejected = self._apply(state, account, items)
             if changed:
                 touched.append(state)
+            if account is not None:
+                touched_accounts.append(account)
             for message, reason in rejected:
                 await self._reject(message, reason)
         # Raw rows are stored before any state that counts them is written: a replay then
@@ -306,7 +358,19 @@ class UsagePipeline:
             state.version += 1
             self.states[state.customer_id] = state
             self._dirty.add(state.customer_id)
+        for account in touched_accounts:
+            account.version += 1
+            self.accounts[account.customer_id] = account
+            self._dirty_accounts.add(account.customer_id)
         self.stats.last_batch_at = time.time()
+
+    def _decode(self, kind: str, value: bytes) -> tuple[list[dict], list[Any]]:
+        if kind in ("usage", "tokens"):
+            return self._decoders[kind](value)
+        name, decoded = self.codec.decode(value)
+        if not isinstance(decoded, dict) or not isinstance(decoded.get("customer_id"), str):
+            raise DecodeError(f"{kind} record without a customer_id")
+        return [{"customer_id": decoded["customer_id"], "name": name, "value": decoded}], []
 
     def _state(self, customer: str) -> UsageState:
         state = self.states.get(customer)
@@ -315,12 +379,16 @@ class UsagePipeline:
         return state
 
     def _apply(
-        self, state: UsageState, items: list[tuple[Any, str, str, str, dict]]
-    ) -> tuple[bool, list[tuple[Any, str]]]:
+        self, state: UsageState, account: AccountState | None, items: list[Item]
+    ) -> tuple[bool, AccountState | None, list[tuple[Any, str]]]:
+        """Applies one customer's share of a batch to its usage state and its account, each
+        skipping what it already holds. Returns (usage changed, account touched, rejects)."""
         customer = state.customer_id
-        # Judge "already applied" against the state as recovered, not as this batch moves
-        # it: one message (a batch envelope) holds several events at the same offset.
+        # Judge "already applied" against the states as recovered, not as this batch moves
+        # them: one message (a batch envelope) holds several events at the same offset.
         applied_before = dict(state.applied)
+        account_before = dict(account.applied) if account is not None else {}
+        account_touched = False
         new_ids: dict[str, str] = {}
         rejected: list[tuple[Any, str]] = []
         max_ts = -1
@@ -331,11 +399,32 @@ class UsagePipeline:
         ingested = datetime.now(tz=UTC)
         for message, source, ref, kind, record in items:
             offset = message.offset
-            if offset <= applied_before.get(source, -1):
+            if kind in ("accounts", "payments"):
+                if account is None and kind == "accounts":
+                    account = AccountState(customer, Account(customer))
+                if account is None:
+                    rejected.append((message, f"payment for unknown customer {customer!r}"))
+                    continue
+                if offset <= account_before.get(source, -1):
+                    continue
+                account.applied[source] = offset
+                account_touched = True
+                errors = self._billing_input(account, kind, record)
+                if errors:
+                    rejected.append((message, "; ".join(errors)))
+                continue
+            usage_holds = offset <= applied_before.get(source, -1)
+            account_holds = account is None or offset <= account_before.get(source, -1)
+            if usage_holds and account_holds:
                 self.stats.replayed += 1
                 continue
-            state.mark_applied(source, offset)
-            changed = True
+            if not usage_holds:
+                state.mark_applied(source, offset)
+                changed = True
+            if not account_holds:
+                assert account is not None
+                account.applied[source] = offset
+                account_touched = True
             # Usage and token events are separate id spaces.
             event_id = record["event_id"] if kind == "usage" else f"tokens:{record['event_id']}"
             seen = self.index.lookup(customer, event_id)
@@ -349,19 +438,25 @@ class UsagePipeline:
                 # Older than what dedup remembers: counting it could count it twice.
                 rejected.append((message, f"event {event_id!r}: older than the dedup horizon"))
                 continue
-            if kind == "usage":
-                meter = self.meters.get(record["meter"])
-                try:
-                    self._count(state, meter, record)
-                except MeterValueError as exc:
-                    rejected.append((message, f"event {event_id!r}: {exc}"))
-                    continue
-                usage_rows.append(_usage_row(record, ingested))
-            else:
-                self._count_tokens(state, record)
-                token_rows.append(_token_row(record, ingested))
-            new_ids[event_id] = ref
-            max_ts = max(max_ts, ts)
+            if not usage_holds:
+                if kind == "usage":
+                    meter = self.meters.get(record["meter"])
+                    try:
+                        self._count(state, meter, record)
+                    except MeterValueError as exc:
+                        rejected.append((message, f"event {event_id!r}: {exc}"))
+                        continue
+                    usage_rows.append(_usage_row(record, ingested))
+                else:
+                    self._count_tokens(state, record)
+                    token_rows.append(_token_row(record, ingested))
+                new_ids[event_id] = ref
+                max_ts = max(max_ts, ts)
+            if not account_holds:
+                assert account is not None
+                errors = self.billing.usage(account, kind, record)
+                if errors:
+                    rejected.append((message, "; ".join(errors)))
         if new_ids:
             chunk = Chunk(chunk_key(customer, state.chunk_seq), customer, new_ids, max_ts)
             state.chunk_seq += 1
@@ -373,7 +468,15 @@ class UsagePipeline:
             self.writer.add("usage_events", usage_rows, USAGE_RAW_COLUMNS)
         if token_rows:
             self.writer.add("token_events", token_rows, TOKEN_RAW_COLUMNS)
-        return changed, rejected
+        return changed, account if account_touched else None, rejected
+
+    def _billing_input(self, account: AccountState, kind: str, record: dict) -> list[str]:
+        try:
+            if kind == "accounts":
+                return self.billing.command(account, record["name"], record["value"])
+            return self.billing.payment(account, record["name"], record["value"])
+        except (KeyError, TypeError, ValueError) as exc:
+            return [f"malformed {kind} record: {exc!r}"]
 
     def _count(self, state: UsageState, meter: MeterDef, record: dict) -> None:
         value, unique_value = meter.extract(record)
@@ -398,6 +501,8 @@ class UsagePipeline:
         self.stats.counted += 1
 
     def _check(self, kind: str, record: dict, now_ms: int) -> str | None:
+        if kind not in SCHEMA:
+            return None
         reason = self.limits.check(record["timestamp"], now_ms)
         # Billing an unpriced model at zero would be silent revenue loss.
         if (
@@ -408,11 +513,14 @@ class UsagePipeline:
             reason = f"model {record['model']!r} has no price in force at that time"
         return reason
 
-    async def _forward(self, kind: str, customer: str, home: int, record: dict) -> None:
+    async def _forward(
+        self, kind: str, customer: str, home: int, record: dict, original: bytes
+    ) -> None:
         self.stats.forwarded += 1
-        await self._rehome[kind].send(
-            key=customer.encode(), value=self.codec.encode(SCHEMA[kind], record), partition=home
-        )
+        # An envelope may hold several customers: usage and token events are re-encoded one
+        # by one; account commands and payments are single records, forwarded as they came.
+        value = self.codec.encode(SCHEMA[kind], record) if kind in SCHEMA else original
+        await self._rehome[kind].send(key=customer.encode(), value=value, partition=home)
 
     async def _reject(self, message: Any, reason: str) -> None:
         self.stats.rejected += 1
@@ -425,9 +533,10 @@ class UsagePipeline:
         what a restart recovers."""
         if self._needs_rebuild:
             self._rebuild()
-        if not self._dirty:
+        if not self._dirty and not self._dirty_accounts:
             return 0
         await self.app.producer.flush()
+        written = await self._flush_accounts()
         customers = list(self._dirty)
         plans: list[tuple[UsageState, int]] = []
         rows: list[list[Any]] = []
@@ -458,6 +567,32 @@ class UsagePipeline:
                 state.version += 1
                 self.states[state.customer_id] = state
         self._dirty.difference_update(customers)
-        self.stats.rows_written += len(rows)
+        self.stats.rows_written += len(rows) + written
         self.stats.last_flush_ms = int(time.time() * 1000)
-        return len(rows)
+        return len(rows) + written
+
+    async def _flush_accounts(self) -> int:
+        """Stores and publishes account effects waiting in outboxes (their states are durable:
+        the caller flushed the producer), then clears the outboxes."""
+        flushed: list[AccountState] = []
+        written = 0
+        for customer in list(self._dirty_accounts):
+            account = self.accounts.get(customer)
+            if account is None or not account.has_outbox:
+                continue
+            for table, (columns, rows) in outbox_rows(account).items():
+                self.writer.add(table, rows, columns)
+                written += len(rows)
+            flushed.append(account)
+        if self.writer.pending:
+            await self.writer.aflush()
+        for account in flushed:
+            for kind, record in outbound_records(account):
+                await self._outbound[kind].send(
+                    key=account.customer_id.encode(), value=to_json(record)
+                )
+            account.clear_outbox()
+            account.version += 1
+            self.accounts[account.customer_id] = account
+        self._dirty_accounts.clear()
+        return written

@@ -106,9 +106,17 @@ def test_sigkill_mid_stream_counts_each_event_exactly_once(tmp_path: Path) -> No
         }
         assert minutes == minute_reference(sample.unique)
 
-        dead = worker.sql(
-            "SELECT topic, partition, offset, reason FROM dlq FINAL ORDER BY partition, offset"
-        )["rows"]
+        # The DLQ sink is its own agent: give it time to catch up, then expect every garbage
+        # record exactly once.
+        dead: list = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            dead = worker.sql(
+                "SELECT topic, partition, offset, reason FROM dlq FINAL ORDER BY partition, offset"
+            )["rows"]
+            if len(dead) >= len(sample.garbage):
+                break
+            time.sleep(0.5)
         assert len(dead) == len(sample.garbage)
         assert all(reason for *_, reason in dead)
         assert {t for t, *_ in dead} == {topics.USAGE}
