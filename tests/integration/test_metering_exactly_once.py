@@ -244,7 +244,7 @@ def test_mixed_stream_with_crash_matches_reference_at_every_window_size(tmp_path
         publisher.join()
         worker = stack.start_worker(**env)
 
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 420
         got_usage: dict = {}
         got_tokens: dict = {}
         while time.monotonic() < deadline:
@@ -252,8 +252,16 @@ def test_mixed_stream_with_crash_matches_reference_at_every_window_size(tmp_path
             if got_usage == expected_usage and got_tokens == expected_tokens:
                 break
             time.sleep(2)
+        stored = worker.sql(
+            "SELECT (SELECT count() FROM usage_events FINAL), "
+            "(SELECT count() FROM token_events FINAL)"
+        )["rows"][0]
+        print("raw events stored (usage, tokens):", stored, "health:", worker.health())
         missing = {k: v for k, v in expected_usage.items() if got_usage.get(k) != v}
-        assert not missing, f"{len(missing)} usage windows differ, e.g. {list(missing.items())[:3]}"
+        assert not missing, (
+            f"{len(missing)} usage windows differ, e.g. "
+            f"{[(k, v, got_usage.get(k)) for k, v in list(missing.items())[:3]]}"
+        )
         assert got_usage.keys() == expected_usage.keys()
         assert got_tokens == expected_tokens
         for window in ("minute", "hour", "day", "month"):
