@@ -152,5 +152,17 @@ def benchmark(
     run_benchmark(events=events, customers=customers, console=console, rounds=rounds)
 
 
+@app.command("benchmark-dedup")
+def benchmark_dedup(
+    events: int = 1_000_000,
+    horizon_events: int = 200_000,
+    customers: int = 100,
+) -> None:
+    """Dedup store size over a stream longer than the dedup horizon (stays flat)."""
+    from meterline.benchmark_dedup import run_dedup_benchmark
+
+    run_dedup_benchmark(events, customers, horizon_events, console=console)
+
+
 def main() -> None:
     app()
