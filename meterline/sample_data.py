@@ -53,10 +53,10 @@ def generate_usage(
                 "meter": meter,
                 "value": SAMPLE_METERS[meter](r),
                 "timestamp": (
-                start_ms + i * span_ms // n + r.randint(-30_000, 30_000)
-                if in_order
-                else start_ms + r.randrange(span_ms)
-            ),
+                    start_ms + i * span_ms // n + r.randint(-30_000, 30_000)
+                    if in_order
+                    else start_ms + r.randrange(span_ms)
+                ),
                 "dimensions": {"region": r.choice(["eu", "us"])},
             }
         )

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     # How often state is made durable and ClickHouse is written (and offsets committed).
     flush_interval_seconds: float = Field(default=1.0, gt=0)
 
+    # Lets wall-clock time reach accounts with no input (period close, due top-up retries);
+    # 0 turns it off (tests replaying simulated history).
+    billing_tick_seconds: float = Field(default=60.0, ge=0)
+
     catalog_file: Path | None = None
     session_timeout_seconds: float = 6.0
     heartbeat_seconds: float = 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -146,6 +147,14 @@ def create_runtime(settings: Settings) -> Runtime:
     async def usage_flush() -> None:
         async with usage.lock:
             await usage.flush()
+
+    if settings.billing_tick_seconds > 0:
+
+        @app.timer(settings.billing_tick_seconds, name="billing-tick")
+        async def billing_tick() -> None:
+            owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.USAGE}
+            async with usage.lock:
+                usage.tick_accounts(int(time.time() * 1000), owned)
 
     dlq_topic = app.topic(topics.DLQ, partitions=settings.partitions)
     dlq_writer = ClickHouseWriter(clickhouse)

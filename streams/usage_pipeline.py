@@ -571,6 +571,22 @@ class UsagePipeline:
         self.stats.last_flush_ms = int(time.time() * 1000)
         return len(rows) + written
 
+    def tick_accounts(self, now_ms: int, owned: set[int]) -> int:
+        """Lets time pass for accounts of the partitions this worker owns (a revoked
+        partition's account may linger in memory; writing it would make a second writer)."""
+        ticked = 0
+        for customer, account in list(self.accounts.items()):
+            if account is None or home_partition(customer, self.partitions) not in owned:
+                continue
+            fx = account.account.tick(now_ms)
+            if fx.entries or fx.topups or fx.alerts or fx.invoices or fx.payments:
+                account.record(fx)
+                account.version += 1
+                self.accounts[customer] = account
+                self._dirty_accounts.add(customer)
+                ticked += 1
+        return ticked
+
     async def _flush_accounts(self) -> int:
         """Stores and publishes account effects waiting in outboxes (their states are durable:
         the caller flushed the producer), then clears the outboxes."""

@@ -222,6 +222,8 @@ def test_lora_two_periods_every_payment_outcome_with_crash(tmp_path: Path) -> No
         "METERLINE_CATALOG_FILE": str(DEFAULT_CATALOG_PATH),
         "METERLINE_MAX_PAST_DAYS": "100",
         "METERLINE_DEDUP_HORIZON_DAYS": "100",
+        # Simulated history: only the inputs move the accounts' clocks.
+        "METERLINE_BILLING_TICK_SECONDS": "0",
     }
     with EmbeddedStack(tmp_path / "stack", partitions=2) as stack:
         worker = stack.start_worker(**env)
