@@ -760,6 +760,18 @@ def register_api(runtime: Runtime) -> None:
                 content_type="application/json",
             )
 
+    @app.page("/invoices/{customer}/preview")
+    class InvoicePreview(View):
+        async def get(self, request: Request, customer: str) -> Response:
+            # The live account is in this worker's memory (its single writer); read it under
+            # the pipeline lock so it is not seen half-updated.
+            async with runtime.usage.lock:
+                state = runtime.usage.accounts.get(customer)
+                invoice = state.account.preview_invoice() if state is not None else None
+            if invoice is None:
+                return self.json({"error": f"no open billing period for {customer!r}"}, status=404)
+            return self.json(invoice.to_dict())
+
     @app.page("/")
     class Dashboard(View):
         async def get(self, request: Request) -> Response:

@@ -324,6 +324,16 @@ class Account:
         self._expiring_alerts(now, fx)
         return now
 
+    def preview_invoice(self) -> Invoice | None:
+        """The open period's invoice as it would be issued if the period closed now; changes
+        nothing (it closes a copy)."""
+        if self.plan is None or self.period is None:
+            return None
+        copy = Account.from_dict(self.to_dict())
+        fx = Effects()
+        copy._close_period(fx)
+        return fx.invoices[0] if fx.invoices else None
+
     def _close_period(self, fx: Effects) -> None:
         assert self.plan is not None and self.anchor is not None and self.period is not None
         period, end = self.period, self.period.end
