@@ -138,6 +138,11 @@ def _pct(values: list[float], q: float) -> float:
     return sorted(values)[k]
 
 
+# Event time of generated input advances like a live stream at this rate (events per second of
+# event time), so windows hold what they would in production rather than one event each.
+LIVE_RATE = 1000
+
+
 def run_benchmark(events: int, customers: int, console: Console, rounds: int = 3) -> dict:
     codec = Codec(registry_from_settings(""))
     day = (int(time.time() * 1000) // DAY_MS - 1) * DAY_MS
@@ -147,7 +152,13 @@ def run_benchmark(events: int, customers: int, console: Console, rounds: int = 3
     try:
         for r in range(rounds):
             sample = generate_usage(
-                events, customers, day, seed=100 + r, prefix=f"b{r}", in_order=True
+                events,
+                customers,
+                day,
+                span_ms=events * 1000 // LIVE_RATE,
+                seed=100 + r,
+                prefix=f"b{r}",
+                in_order=True,
             )
             singles = [(e["customer_id"], codec.encode(USAGE_EVENT, e)) for e in sample.unique]
             with (
@@ -166,7 +177,13 @@ def run_benchmark(events: int, customers: int, console: Console, rounds: int = 3
                     lat = latency(stack, stack.start_worker(), probes=200, rate=20)
             with EmbeddedStack(work / f"batched-{r}", partitions=4) as stack:
                 sample = generate_usage(
-                    events * 3, customers, day, seed=200 + r, prefix=f"e{r}", in_order=True
+                    events * 3,
+                    customers,
+                    day,
+                    span_ms=events * 3000 // LIVE_RATE,
+                    seed=200 + r,
+                    prefix=f"e{r}",
+                    in_order=True,
                 )
                 by_customer: dict[str, list[dict]] = {}
                 for e in sample.unique:

@@ -41,6 +41,7 @@ class DedupIndex:
     horizon_ms: int
     _refs: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     _chunks: dict[str, deque[Chunk]] = field(default_factory=dict)
+    _by_key: dict[str, Chunk] = field(default_factory=dict)
 
     def lookup(self, customer_id: str, event_id: str) -> str | None:
         hit = self._refs.get((customer_id, event_id))
@@ -49,12 +50,12 @@ class DedupIndex:
     def add(self, chunk: Chunk) -> None:
         queue = self._chunks.setdefault(chunk.customer_id, deque())
         # A replay may rewrite a chunk key with different content: drop the old copy first.
-        for old in queue:
-            if old.key == chunk.key:
-                self._forget(old)
-                queue.remove(old)
-                break
+        old = self._by_key.get(chunk.key)
+        if old is not None:
+            self._forget(old)
+            queue.remove(old)
         queue.append(chunk)
+        self._by_key[chunk.key] = chunk
         for event_id, ref in chunk.ids.items():
             self._refs[(chunk.customer_id, event_id)] = (ref, chunk.key)
 
@@ -67,6 +68,7 @@ class DedupIndex:
         while queue and queue[0].max_ts < cutoff:
             chunk = queue.popleft()
             self._forget(chunk)
+            self._by_key.pop(chunk.key, None)
             gone.append(chunk.key)
         return gone
 
@@ -79,6 +81,7 @@ class DedupIndex:
     def clear(self) -> None:
         self._refs.clear()
         self._chunks.clear()
+        self._by_key.clear()
 
     @property
     def size(self) -> int:
@@ -86,4 +89,4 @@ class DedupIndex:
 
     @property
     def chunk_count(self) -> int:
-        return sum(len(q) for q in self._chunks.values())
+        return len(self._by_key)
