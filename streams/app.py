@@ -152,9 +152,8 @@ def create_runtime(settings: Settings) -> Runtime:
 
         @app.timer(settings.billing_tick_seconds, name="billing-tick")
         async def billing_tick() -> None:
-            owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.USAGE}
             async with usage.lock:
-                usage.tick_accounts(int(time.time() * 1000), owned)
+                usage.tick_accounts(int(time.time() * 1000), usage.owned_partitions())
 
     dlq_topic = app.topic(topics.DLQ, partitions=settings.partitions)
     dlq_writer = ClickHouseWriter(clickhouse)

@@ -292,12 +292,26 @@ class UsagePipeline:
         )
         for chunk in chunks:
             self.index.add(chunk)
+        # Faust's memory store may still hold customers of partitions another worker now owns;
+        # writing them would make a second writer, so only owned customers are touched.
+        owned = self.owned_partitions()
         self._dirty.clear()
         for customer, state in self.states.items():
-            state.dirty = set(state.windows)
-            self._dirty.add(customer)
-        self._dirty_accounts = {c for c, a in self.accounts.items() if a.has_outbox}
+            if home_partition(customer, self.partitions) in owned:
+                state.dirty = set(state.windows)
+                self._dirty.add(customer)
+        self._dirty_accounts = {
+            c
+            for c, a in self.accounts.items()
+            if a.has_outbox and home_partition(c, self.partitions) in owned
+        }
         self._needs_rebuild = False
+
+    def owned_partitions(self) -> set[int]:
+        consumer = getattr(self.app, "consumer", None)
+        if consumer is None:
+            return set(range(self.partitions))
+        return {tp.partition for tp in consumer.assignment() if tp.topic == USAGE}
 
     # -- the hot path -----------------------------------------------------------------------
     async def handle_batch(self, events: list[Any]) -> None:
