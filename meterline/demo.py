@@ -6,13 +6,16 @@ import json
 import shutil
 import time
 from collections import defaultdict
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
 from meterline.embedded.stack import EmbeddedStack, WorkerProcess
+from meterline.metering.catalog_file import DEFAULT_CATALOG_PATH
 from meterline.sample_data import DAY_MS, generate_usage, totals
 from schemas.codec import Codec
 from schemas.registry import registry_from_settings
@@ -64,6 +67,87 @@ def wait_for_totals(
     return got
 
 
+PLAN = "lora-pro"
+TOPUP = {
+    "threshold": "10.00",
+    "mode": "fixed",
+    "amount": "50.00",
+    "cooldown_ms": 600_000,
+    "max_per_period": 3,
+}
+
+
+def open_accounts(worker: WorkerProcess, bootstrap: str, customers: list[str], at: int) -> None:
+    """Puts each customer on the Lora plan (monthly fee, recurring credits, auto top-up) and
+    waits until the accounts exist, so usage that follows is billed against them."""
+    d = datetime.fromtimestamp(at / 1000, tz=UTC)
+    anchor = int(datetime(d.year, d.month, 1, tzinfo=UTC).timestamp() * 1000)
+    producer = make_producer(bootstrap)
+    for customer in customers:
+        command = {
+            "type": "upsert",
+            "customer_id": customer,
+            "at": at,
+            "plan_id": PLAN,
+            "billing_anchor": anchor,
+            "tz": "UTC",
+            "topup": TOPUP,
+        }
+        send(producer, topics.ACCOUNTS, customer, json.dumps(command).encode())
+    producer.flush(30)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        rows = worker.sql("SELECT uniqExact(customer_id) FROM credit_ledger FINAL")["rows"]
+        if int(rows[0][0]) >= len(customers):
+            return
+        time.sleep(0.5)
+    raise TimeoutError("accounts were not opened")
+
+
+def billing_table(worker: WorkerProcess, customers: list[str]) -> Table:
+    time.sleep(2.5)  # one more flush: the accounts' last effects reach ClickHouse
+    balances = dict(worker.sql("SELECT customer_id, toString(balance) FROM balances")["rows"])
+    burned = dict(
+        worker.sql(
+            "SELECT customer_id, toString(-sum(amount)) FROM credit_ledger FINAL "
+            "WHERE kind = 'debit' GROUP BY customer_id"
+        )["rows"]
+    )
+    topups = dict(
+        worker.sql("SELECT customer_id, count() FROM topups FINAL GROUP BY customer_id")["rows"]
+    )
+    table = Table(title=f"Billing on plan {PLAN} (live accounts; invoice preview of this period)")
+    for col in (
+        "customer",
+        "credits burned",
+        "balance",
+        "top-ups asked",
+        "fee",
+        "usage",
+        "credits applied",
+        "amount due",
+    ):
+        table.add_column(col, justify="left" if col == "customer" else "right")
+    for customer in customers:
+        preview = httpx.get(f"{worker.url}/invoices/{customer}/preview", timeout=30).json()
+        lines = preview.get("lines", [])
+
+        def total(kinds: tuple[str, ...], lines: list[dict] = lines) -> str:
+            return str(sum((Decimal(x["amount"]) for x in lines if x["kind"] in kinds), Decimal(0)))
+
+        table.add_row(
+            customer,
+            burned.get(customer, "0"),
+            balances.get(customer, "?"),
+            str(topups.get(customer, 0)),
+            total(("fee",)),
+            total(("usage",)),
+            total(("credits_applied",)),
+            preview.get("amount_due", "?"),
+        )
+    return table
+
+
 def run_demo(data_dir: Path, console: Console) -> int:
     shutil.rmtree(data_dir, ignore_errors=True)
     day = (int(time.time() * 1000) // DAY_MS - 1) * DAY_MS  # yesterday, UTC
@@ -76,12 +160,20 @@ def run_demo(data_dir: Path, console: Console) -> int:
         prefix="lora-customer",
     )
     expected = totals(sample.unique)
+    customers = sorted({e["customer_id"] for e in sample.unique})
+    env = {
+        "METERLINE_CATALOG_FILE": str(DEFAULT_CATALOG_PATH),
+        # Yesterday's usage: only the events move the accounts' clocks.
+        "METERLINE_BILLING_TICK_SECONDS": "0",
+    }
     with (
         console.status("starting the embedded broker and a worker…"),
-        EmbeddedStack(data_dir, partitions=4) as stack,
+        EmbeddedStack(data_dir, partitions=4, extra_env=env) as stack,
     ):
         worker = stack.start_worker()
         console.print(f"broker {stack.broker.bootstrap} · api {worker.url}")
+        with console.status(f"opening {len(customers)} accounts on plan {PLAN}…"):
+            open_accounts(worker, stack.broker.bootstrap, customers, day)
         started = time.monotonic()
         with console.status(
             f"publishing {len(sample.published)} usage records "
@@ -92,8 +184,9 @@ def run_demo(data_dir: Path, console: Console) -> int:
         with console.status("waiting for ClickHouse to show every event…"):
             got = wait_for_totals(worker, expected, timeout=180)
         elapsed = time.monotonic() - started
-        dlq = worker.sql("SELECT count() AS n FROM dlq")["rows"][0][0]
+        dlq = worker.sql("SELECT count() AS n FROM dlq FINAL")["rows"][0][0]
         health = worker.health() or {}
+        billing = billing_table(worker, customers)
 
     table = Table(title="Usage per customer and meter (yesterday, from ClickHouse usage_windows)")
     for col in ("customer", "meter", "events", "total", "expected", ""):
@@ -118,6 +211,7 @@ def run_demo(data_dir: Path, console: Console) -> int:
         f"{len(sample.published)} published in {elapsed:.1f}s · duplicates dropped: "
         f"{stats.get('duplicates', '?')} · dead letters stored: {dlq}"
     )
+    console.print(billing)
     if ok and got.keys() == expected.keys():
         console.print("[bold green]totals match the independent reference exactly[/]")
         return 0
