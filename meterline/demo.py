@@ -117,17 +117,9 @@ def billing_table(worker: WorkerProcess, customers: list[str]) -> Table:
         worker.sql("SELECT customer_id, count() FROM topups FINAL GROUP BY customer_id")["rows"]
     )
     table = Table(title=f"Billing on plan {PLAN} (live accounts; invoice preview of this period)")
-    for col in (
-        "customer",
-        "credits burned",
-        "balance",
-        "top-ups asked",
-        "fee",
-        "usage",
-        "credits applied",
-        "amount due",
-    ):
-        table.add_column(col, justify="left" if col == "customer" else "right")
+    table.add_column("customer", no_wrap=True)
+    for col in ("burned", "balance", "top-ups", "fee", "usage", "credits", "due"):
+        table.add_column(col, justify="right")
     for customer in customers:
         preview = httpx.get(f"{worker.url}/invoices/{customer}/preview", timeout=30).json()
         lines = preview.get("lines", [])
