@@ -19,21 +19,16 @@ from decimal import (
     Context,
     Decimal,
     DivisionByZero,
-    Inexact,
     InvalidOperation,
-    Overflow,
     localcontext,
 )
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
-ZERO = Decimal(0)
+from meterline.metering.decimals import EXACT, ZERO
 
-# 76 digits holds a product of two Decimal(38, 12) values; trapping Inexact turns any silent
-# rounding inside billing arithmetic into an error instead of a lost fraction of a cent.
-EXACT = Context(
-    prec=76, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact]
-)
+# One exact context for metering and billing: 76 digits hold a product of two Decimal(38, 12)
+# values, and trapping Inexact turns any silent rounding into an error instead of a lost cent.
 # For the few deliberate roundings (invoice lines, displayed unit prices).
 ROUNDING = Context(prec=76, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero])
 
