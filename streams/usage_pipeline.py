@@ -468,7 +468,12 @@ class UsagePipeline:
                 max_ts = max(max_ts, ts)
             if not account_holds:
                 assert account is not None
-                errors = self.billing.usage(account, kind, record)
+                try:
+                    errors = self.billing.usage(account, kind, record)
+                except ArithmeticError as exc:
+                    # Not representable exactly (the domain refuses to round): the event is
+                    # metered, its charge goes to the DLQ for a person to look at.
+                    errors = [f"event {event_id!r} could not be rated exactly: {exc!r}"]
                 if errors:
                     rejected.append((message, "; ".join(errors)))
         if new_ids:
@@ -489,7 +494,7 @@ class UsagePipeline:
             if kind == "accounts":
                 return self.billing.command(account, record["name"], record["value"])
             return self.billing.payment(account, record["name"], record["value"])
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             return [f"malformed {kind} record: {exc!r}"]
 
     def _count(self, state: UsageState, meter: MeterDef, record: dict) -> None:
