@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -542,6 +543,41 @@ def register_api(runtime: Runtime) -> None:
                     "dedup_ids": runtime.usage.index.size,
                 }
             )
+
+    @app.page("/debug/consumer")
+    class ConsumerDebug(View):
+        """Where consumption stands, for diagnosing a worker that stopped consuming."""
+
+        async def get(self, request: Request) -> Response:
+            consumer = app.consumer
+
+            def tps(value: Any) -> list[str]:
+                return sorted(f"{tp.topic}/{tp.partition}" for tp in (value or ()))
+
+            info: dict[str, Any] = {
+                "producer_buffer": app.producer.buffer.size,
+                "flow_control_active": app.flow_control.is_active(),
+                "paused": tps(getattr(consumer, "_paused_partitions", None)),
+                "held_back": tps(getattr(consumer, "_buffered_partitions", None)),
+                "active": tps(getattr(consumer, "_active_partitions", None)),
+                "rebalancing": bool(getattr(app, "rebalancing", False)),
+                "in_recovery": app.tables.recovery.in_recovery,
+                "lock_held_s": (
+                    time.monotonic() - runtime.usage.lock_since if runtime.usage.lock_since else 0.0
+                ),
+            }
+            try:
+                thread = consumer._thread
+                aio = thread._ensure_consumer()
+                info["aiokafka_paused"] = tps(aio.paused())
+                assignment = aio._fetcher._subscriptions.subscription.assignment
+                info["positions"] = {
+                    f"{tp.topic}/{tp.partition}": assignment.state_value(tp).position
+                    for tp in aio.assignment()
+                }
+            except Exception as exc:  # diagnostics must not fail the page
+                info["aiokafka_error"] = repr(exc)
+            return self.json(info)
 
     @app.page("/metrics")
     class Metrics(View):

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     batch_within_seconds: float = Field(default=0.2, gt=0)
     # How often state is made durable and ClickHouse is written (and offsets committed).
     flush_interval_seconds: float = Field(default=1.0, gt=0)
+    # Messages Faust buffers per agent before it stops fetching (back-pressure).
+    stream_buffer_maxsize: int = Field(default=4096, ge=16)
 
     # Lets wall-clock time reach accounts with no input (period close, due top-up retries);
     # 0 turns it off (tests replaying simulated history).

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +27,8 @@ from streams.dead_letters import DEAD_LETTER, DeadLetters
 from streams.tables import RecoveringCustomerTable
 from streams.usage_pipeline import UsagePipeline
 
+log = logging.getLogger(__name__)
+
 DLQ_COLUMNS = ["topic", "partition", "offset", "reason", "at", "key", "payload"]
 
 
@@ -40,6 +45,37 @@ class Runtime:
     writer: ClickHouseWriter
 
 
+async def refetch_dropped(app: faust.App, usage: UsagePipeline, inputs: set[str]) -> list[str]:
+    """Works around Faust dropping fetched records: when a rebalance (or flow control) stops
+    the consumer while it iterates a fetched batch, the rest of that batch is discarded but
+    the fetch position has moved past it, so those records are never delivered and the agent
+    waits forever with no error (seen after a SIGKILL: the dead member's eviction rebalances
+    the group mid-catch-up). An idle pipeline whose fetch position is past its committed
+    offset has lost records that way: seek back to the committed offsets. Records delivered
+    twice are harmless here: each state skips the offsets it already applied."""
+    if time.time() - usage.stats.last_batch_at < 5.0 or usage.lock_since:
+        return []
+    consumer = app.consumer
+    try:
+        assignment = consumer._thread._ensure_consumer()._fetcher._subscriptions
+        assignment = assignment.subscription.assignment
+        behind = []
+        for tp in assignment.tps:
+            if tp.topic not in inputs:
+                continue
+            position = assignment.state_value(tp).position
+            committed = consumer._committed_offset.get(tp)
+            if position is not None and committed is not None and position > committed:
+                behind.append(
+                    f"{tp.topic}/{tp.partition}: fetched to {position}, committed {committed}"
+                )
+    except AttributeError:  # another Faust/aiokafka layout: nothing we can check
+        return []
+    if behind:
+        await consumer.perform_seek()
+    return behind
+
+
 def faust_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.app_id,
@@ -52,6 +88,7 @@ def faust_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=settings.heartbeat_seconds,
         broker_commit_interval=settings.flush_interval_seconds,
         consumer_auto_offset_reset="earliest",
+        stream_buffer_maxsize=settings.stream_buffer_maxsize,
         producer_acks=-1,
         web_enabled=True,
         web_bind=settings.web_host,
@@ -140,20 +177,36 @@ def create_runtime(settings: Settings) -> Runtime:
         async for events in stream.take_events(
             settings.batch_max, within=settings.batch_within_seconds
         ):
-            async with usage.lock:
+            async with usage.exclusive():
                 await usage.handle_batch(events)
 
     @app.timer(settings.flush_interval_seconds, name="usage-flush")
     async def usage_flush() -> None:
-        async with usage.lock:
+        async with usage.exclusive():
             await usage.flush()
 
     if settings.billing_tick_seconds > 0:
 
         @app.timer(settings.billing_tick_seconds, name="billing-tick")
         async def billing_tick() -> None:
-            async with usage.lock:
+            async with usage.exclusive():
                 usage.tick_accounts(int(time.time() * 1000), usage.owned_partitions())
+
+    inputs = set(metered_topic.topics)
+
+    @app.timer(5.0, name="usage-watchdog")
+    async def usage_watchdog() -> None:
+        lost = await refetch_dropped(app, usage, inputs)
+        if lost:
+            log.warning("records fetched but never delivered; re-reading from commits: %s", lost)
+        # A pipeline await that never returns stalls consumption silently (no error, no
+        # progress): say where, loudly, with every task's stack.
+        held = time.monotonic() - usage.lock_since if usage.lock_since else 0.0
+        if held > 60:
+            buf = io.StringIO()
+            for task in asyncio.all_tasks():
+                task.print_stack(limit=40, file=buf)
+            log.error("usage pipeline stuck for %.0fs; tasks:\n%s", held, buf.getvalue())
 
     dlq_topic = app.topic(topics.DLQ, partitions=settings.partitions)
     dlq_writer = ClickHouseWriter(clickhouse)

@@ -7,8 +7,10 @@ the flush timer so state is never read half-updated. See docs/ARCHITECTURE.md (E
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -259,6 +261,7 @@ class UsagePipeline:
         )
         self.index = DedupIndex(horizon_ms=settings.dedup_horizon_days * 86_400_000)
         self.lock = asyncio.Lock()
+        self.lock_since = 0.0  # monotonic time the lock was taken (0: free)
         self.stats = PipelineStats()
         self._aggregates = app.topic(AGGREGATES, key_serializer="raw", value_serializer="raw")
         self._rehome = {
@@ -276,6 +279,17 @@ class UsagePipeline:
             for kind, name in (("topups", TOPUPS), ("alerts", ALERTS), ("invoices", INVOICES))
         }
         self._needs_rebuild = True
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """The pipeline lock, remembering since when it is held so a watchdog can tell a
+        stuck await from a busy one."""
+        async with self.lock:
+            self.lock_since = time.monotonic()
+            try:
+                yield
+            finally:
+                self.lock_since = 0.0
 
     # -- recovery ---------------------------------------------------------------------------
     def on_recovered(self) -> None:
