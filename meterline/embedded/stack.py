@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from meterline.embedded.tansu import TansuBroker, free_port
+from meterline.embedded.tansu import TansuBroker, die_with_parent, free_port
 from streams import topics
 from streams.admin import ensure_topics
 
@@ -43,6 +43,8 @@ class WorkerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # A test runner or `meterline dev` killed outright takes its worker with it.
+                preexec_fn=die_with_parent,
             )
         return self
 
