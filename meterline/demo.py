@@ -149,7 +149,7 @@ def run_demo(data_dir: Path, console: Console) -> int:
         start_ms=day,
         duplicate_rate=0.03,
         garbage_rate=0.002,
-        prefix="lora-customer",
+        prefix="lora",
     )
     expected = totals(sample.unique)
     customers = sorted({e["customer_id"] for e in sample.unique})
