@@ -327,15 +327,19 @@ class ClickHouseWriter:
         max_backoff: float = 5.0,
         validate: bool = True,
         insert_settings: Mapping[str, Any] | None = None,
+        dedup_tokens: bool = True,
     ) -> None:
         """``deadline``: seconds a flush keeps retrying before SinkUnavailableError; None
         retries until ClickHouse is back (or :meth:`close`). ``validate=False`` skips the
-        per-value checks (and the one DESCRIBE per table they need)."""
+        per-value checks (and the one DESCRIBE per table they need). ``dedup_tokens=False``
+        skips hashing each batch for ``insert_deduplication_token``: for tables whose sort key
+        is the rows' identity (a replayed row collapses anyway), the hash is wasted work."""
         self.client = client
         self.deadline = deadline
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self.validate = validate
+        self.dedup_tokens = dedup_tokens
         self.insert_settings = dict(insert_settings or {})
         self.stats = WriterStats()
         self._lock = threading.Lock()
@@ -451,7 +455,7 @@ class ClickHouseWriter:
         batches = []
         for table, cols, rows, binary in sealed:
             # Hashed before the bytes conversion so the token depends on the caller's rows.
-            token = content_token(table, cols, rows)
+            token = content_token(table, cols, rows) if self.dedup_tokens else ""
             if binary:
                 rows = [
                     [v.encode() if i in binary and type(v) is str else v for i, v in enumerate(r)]
@@ -548,7 +552,9 @@ class ClickHouseWriter:
             if types is not None and all(c in types for c in batch.columns)
             else None
         )
-        settings = {**self.insert_settings, "insert_deduplication_token": batch.token}
+        settings = dict(self.insert_settings)
+        if batch.token:
+            settings["insert_deduplication_token"] = batch.token
         # Passing the types skips the DESCRIBE clickhouse-connect would run per insert.
         self.client.insert(
             batch.table,

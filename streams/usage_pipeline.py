@@ -252,6 +252,8 @@ class UsagePipeline:
         self.accounts = accounts
         self.billing = billing
         self.writer = writer
+        # Raw events' sort key is their identity, so no content hash is needed to dedup them.
+        self.raw_writer = ClickHouseWriter(writer.client, dedup_tokens=False)
         self.dlq = dead_letters
         self.partitions = settings.partitions
         self.grace_ms = settings.grace_seconds * 1000
@@ -375,13 +377,11 @@ class UsagePipeline:
                 touched_accounts.append(account)
             for message, reason in rejected:
                 await self._reject(message, reason)
-        # Raw rows are stored before any state that counts them is written: a replay then
-        # re-inserts rows ClickHouse collapses (same key), and never skips a missing one.
-        if self.writer.pending:
-            await self.writer.aflush()
-        # Dedup chunks must be durable before the states that count their events: a state
-        # without its chunk would let a later duplicate through.
-        await self.app.producer.flush()
+        # Before any state that counts them is written: raw rows are stored (a replay then
+        # re-inserts rows ClickHouse collapses by key, and never skips a missing one), and
+        # dedup chunks are durable (a state without its chunk would let a later duplicate
+        # through). The two are independent, so they overlap.
+        await asyncio.gather(self.raw_writer.aflush(), self.app.producer.flush())
         for state in touched:
             state.version += 1
             self.states[state.customer_id] = state
@@ -498,9 +498,9 @@ class UsagePipeline:
         for gone in self.index.expire(customer, state.watermark):
             self.chunks.pop(gone, None)
         if usage_rows:
-            self.writer.add("usage_events", usage_rows, USAGE_RAW_COLUMNS)
+            self.raw_writer.add("usage_events", usage_rows, USAGE_RAW_COLUMNS)
         if token_rows:
-            self.writer.add("token_events", token_rows, TOKEN_RAW_COLUMNS)
+            self.raw_writer.add("token_events", token_rows, TOKEN_RAW_COLUMNS)
         return changed, account if account_touched else None, rejected
 
     def _billing_input(self, account: AccountState, kind: str, record: dict) -> list[str]:
