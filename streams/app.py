@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from streams.tables import RecoveringCustomerTable
 from streams.usage_pipeline import UsagePipeline
 
 log = logging.getLogger(__name__)
+STALL_EXIT_CODE = 75  # EX_TEMPFAIL: restart me
 
 DLQ_COLUMNS = ["topic", "partition", "offset", "reason", "at", "key", "payload"]
 
@@ -45,20 +47,23 @@ class Runtime:
     writer: ClickHouseWriter
 
 
-async def refetch_dropped(app: faust.App, usage: UsagePipeline, inputs: set[str]) -> list[str]:
-    """Works around Faust dropping fetched records: when a rebalance (or flow control) stops
-    the consumer while it iterates a fetched batch, the rest of that batch is discarded but
-    the fetch position has moved past it, so those records are never delivered and the agent
-    waits forever with no error (seen after a SIGKILL: the dead member's eviction rebalances
-    the group mid-catch-up). An idle pipeline whose fetch position is past its committed
-    offset has lost records that way: seek back to the committed offsets. Records delivered
-    twice are harmless here: each state skips the offsets it already applied."""
-    if time.time() - usage.stats.last_batch_at < 5.0 or usage.lock_since:
+def stalled_partitions(
+    app: faust.App, usage: UsagePipeline, inputs: set[str], idle_seconds: float
+) -> list[str]:
+    """Input partitions whose records were fetched but never committed while the pipeline has
+    been idle for ``idle_seconds``: consumption has stopped although work is left.
+
+    Faust can do this silently: when a rebalance (or flow control) stops the consumer while
+    it iterates a fetched batch, the rest of that batch is discarded but the fetch position
+    has moved past it, so those records are never delivered and the commit never passes
+    them (seen after a SIGKILL, when the dead member's eviction rebalances the group
+    mid-catch-up)."""
+    if time.time() - usage.stats.last_batch_at < idle_seconds or usage.lock_since:
         return []
     consumer = app.consumer
     try:
-        assignment = consumer._thread._ensure_consumer()._fetcher._subscriptions
-        assignment = assignment.subscription.assignment
+        subscription = consumer._thread._ensure_consumer()._fetcher._subscriptions
+        assignment = subscription.subscription.assignment
         behind = []
         for tp in assignment.tps:
             if tp.topic not in inputs:
@@ -71,8 +76,6 @@ async def refetch_dropped(app: faust.App, usage: UsagePipeline, inputs: set[str]
                 )
     except AttributeError:  # another Faust/aiokafka layout: nothing we can check
         return []
-    if behind:
-        await consumer.perform_seek()
     return behind
 
 
@@ -196,9 +199,15 @@ def create_runtime(settings: Settings) -> Runtime:
 
     @app.timer(5.0, name="usage-watchdog")
     async def usage_watchdog() -> None:
-        lost = await refetch_dropped(app, usage, inputs)
-        if lost:
-            log.warning("records fetched but never delivered; re-reading from commits: %s", lost)
+        if settings.stall_exit_seconds > 0:
+            stalled = stalled_partitions(app, usage, inputs, settings.stall_exit_seconds)
+            if stalled:
+                # Crash-only recovery: a restart resumes from the committed offsets, and the
+                # effectively-once design makes that exact. Seeking back in-process instead
+                # fights Faust's own offset bookkeeping.
+                log.critical("consumption stalled with work left, exiting to restart: %s", stalled)
+                logging.shutdown()
+                os._exit(STALL_EXIT_CODE)
         # A pipeline await that never returns stalls consumption silently (no error, no
         # progress): say where, loudly, with every task's stack.
         held = time.monotonic() - usage.lock_since if usage.lock_since else 0.0

@@ -20,6 +20,8 @@ from meterline.embedded.tansu import TansuBroker, die_with_parent, free_port
 from streams import topics
 from streams.admin import ensure_topics
 
+GROUP_EVICTION_WAIT = 8.0  # the 6 s session timeout plus a margin
+
 
 class WorkerProcess:
     """`meterline worker` as a child process, configured only through METERLINE_* env."""
@@ -131,6 +133,15 @@ class EmbeddedStack:
         if wait:
             worker.wait_ready()
         return worker
+
+    def start_replacement(self, **overrides: str) -> WorkerProcess:
+        """Starts a worker in place of one that was SIGKILLed, once the broker has evicted
+        the dead member (6 s session timeout). Joining while the dead member is still in the
+        group gets a second rebalance mid-catch-up, which Faust can turn into a silent stall
+        (see streams/app.py: stalled_partitions); a deployment recovers from that by a
+        restart, a test would only wait for it."""
+        time.sleep(GROUP_EVICTION_WAIT)
+        return self.start_worker(**overrides)
 
     def stop(self) -> None:
         for worker in self.workers:

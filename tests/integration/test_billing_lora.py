@@ -255,7 +255,7 @@ def test_lora_two_periods_every_payment_outcome_with_crash(tmp_path: Path) -> No
         sc.flush()
         time.sleep(0.5)
         worker.kill()
-        worker = stack.start_worker(**env)
+        worker = stack.start_replacement(**env)
         wait_applied(worker, sc, ledger_count(ref))
         for c in CUSTOMERS:
             sc.tokens(c, "gpt-4o", 3, t + 2 * DAY)

@@ -242,7 +242,7 @@ def test_mixed_stream_with_crash_matches_reference_at_every_window_size(tmp_path
             time.sleep(0.05)
         worker.kill()
         publisher.join()
-        worker = stack.start_worker(**env)
+        worker = stack.start_replacement(**env)
 
         deadline = time.monotonic() + 420
         got_usage: dict = {}

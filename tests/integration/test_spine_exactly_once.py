@@ -89,7 +89,7 @@ def test_sigkill_mid_stream_counts_each_event_exactly_once(tmp_path: Path) -> No
             time.sleep(0.05)
         worker.kill()
         publisher.join()
-        worker = stack.start_worker()
+        worker = stack.start_replacement()
 
         got: dict = {}
         deadline = time.monotonic() + 180
