@@ -9,6 +9,10 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# A worker that exits with this code stalled and asks its supervisor for a restart
+# (EX_TEMPFAIL); see stall_exit_seconds.
+STALL_EXIT_CODE = 75
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="METERLINE_", env_file=".env", extra="ignore")

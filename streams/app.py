@@ -16,7 +16,7 @@ import faust
 from meterline.metering.catalog_file import load_catalog
 from meterline.metering.meters import MeterCatalog
 from meterline.metering.pricebook import PriceBook
-from meterline.settings import Settings
+from meterline.settings import STALL_EXIT_CODE, Settings
 from schemas.codec import Codec, DecodeError
 from schemas.registry import registry_from_settings
 from sinks.client import connect
@@ -29,7 +29,6 @@ from streams.tables import RecoveringCustomerTable
 from streams.usage_pipeline import UsagePipeline
 
 log = logging.getLogger(__name__)
-STALL_EXIT_CODE = 75  # EX_TEMPFAIL: restart me
 
 DLQ_COLUMNS = ["topic", "partition", "offset", "reason", "at", "key", "payload"]
 

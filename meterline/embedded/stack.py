@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 
 from meterline.embedded.tansu import TansuBroker, die_with_parent, free_port
+from meterline.settings import STALL_EXIT_CODE
 from streams import topics
 from streams.admin import ensure_topics
 
@@ -31,12 +33,33 @@ class WorkerProcess:
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = int(env["METERLINE_WEB_PORT"])
+        self.restarts = 0
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> WorkerProcess:
+        self._spawn()
+        # Supervised like a deployment would be: a worker that exits because consumption
+        # stalled (STALL_EXIT_CODE, see streams/app.py) is started again, once the group has
+        # let go of it, and resumes from its committed offsets.
+        self._supervisor = threading.Thread(target=self._supervise, daemon=True)
+        self._supervisor.start()
+        return self
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(0.5):
+            proc = self.proc
+            if proc is not None and proc.poll() == STALL_EXIT_CODE:
+                if self._stopping.wait(GROUP_EVICTION_WAIT):
+                    return
+                self.restarts += 1
+                self._spawn()
+
+    def _spawn(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -48,7 +71,6 @@ class WorkerProcess:
                 # A test runner or `meterline dev` killed outright takes its worker with it.
                 preexec_fn=die_with_parent,
             )
-        return self
 
     def health(self) -> dict[str, Any] | None:
         try:
@@ -79,12 +101,14 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """SIGKILL, no goodbye: the crash the exactness guarantee is about."""
+        self._stopping.set()
         if self.proc is not None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
     def stop(self, timeout: float = 20.0) -> None:
+        self._stopping.set()
         if self.proc is None or self.proc.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
@@ -114,6 +138,8 @@ class EmbeddedStack:
             "METERLINE_DATA_DIR": str(self.data_dir.resolve()),
             "METERLINE_PARTITIONS": str(self.partitions),
             "METERLINE_WEB_PORT": str(free_port()),
+            # Supervised here (WorkerProcess): a stalled worker may exit early.
+            "METERLINE_STALL_EXIT_SECONDS": "20",
             **self.extra_env,
         }
         env.update(overrides)
