@@ -47,9 +47,10 @@ class Settings(BaseSettings):
     batch_within_seconds: float = Field(default=0.2, gt=0)
     # How often state is made durable and ClickHouse is written (and offsets committed).
     flush_interval_seconds: float = Field(default=1.0, gt=0)
-    # A worker idle this long while fetched records stay uncommitted has stalled (a Faust
-    # bug, see streams/app.py) and exits so its supervisor restarts it; 0 disables.
-    stall_exit_seconds: float = Field(default=60.0, ge=0)
+    # Opt-in: a worker idle this long while fetched input stays uncommitted is taken to have
+    # stalled (see streams/app.py: stalled_partitions) and exits so that its supervisor
+    # restarts it. Off by default: a commit held back for another reason looks the same.
+    stall_exit_seconds: float = Field(default=0.0, ge=0)
     # Messages Faust buffers per agent before it stops fetching (back-pressure).
     stream_buffer_maxsize: int = Field(default=4096, ge=16)
 

@@ -94,7 +94,18 @@ class WorkerProcess:
         raise TimeoutError(f"worker not ready after {timeout}s; see {self.log_path}")
 
     def sql(self, query: str, fmt: str = "json") -> Any:
-        r = httpx.post(f"{self.url}/sql", params={"format": fmt}, content=query, timeout=120.0)
+        # The worker may be between a supervised restart and its web server coming up.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.post(
+                    f"{self.url}/sql", params={"format": fmt}, content=query, timeout=120.0
+                )
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or self._stopping.is_set():
+                    raise
+                time.sleep(0.5)
         if r.status_code != 200:
             raise RuntimeError(f"SQL failed ({r.status_code}): {r.text}")
         return r.json() if fmt == "json" else r.text
@@ -138,8 +149,6 @@ class EmbeddedStack:
             "METERLINE_DATA_DIR": str(self.data_dir.resolve()),
             "METERLINE_PARTITIONS": str(self.partitions),
             "METERLINE_WEB_PORT": str(free_port()),
-            # Supervised here (WorkerProcess): a stalled worker may exit early.
-            "METERLINE_STALL_EXIT_SECONDS": "20",
             **self.extra_env,
         }
         env.update(overrides)
