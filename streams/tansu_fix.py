@@ -30,6 +30,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from faust.types import TP
 
 from meterline.settings import Settings
+from streams.consumer_hooks import on_consumer_created
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +106,6 @@ def _bootstrap(app: faust.App) -> str:
 
 
 def _patch_consumer(consumer: Any, bootstrap: str) -> None:
-    if getattr(consumer, _MARK, False):
-        return
     reported_highwaters: Callable[..., Awaitable[Mapping[TP, int]]] = consumer.highwaters
 
     async def highwaters(*partitions: TP) -> Mapping[TP, int]:
@@ -116,7 +115,6 @@ def _patch_consumer(consumer: Any, bootstrap: str) -> None:
 
     # An instance attribute shadows the method for this one consumer only.
     consumer.highwaters = highwaters
-    setattr(consumer, _MARK, True)
 
 
 def apply_tansu_end_offset_fix(app: faust.App) -> None:
@@ -125,23 +123,7 @@ def apply_tansu_end_offset_fix(app: faust.App) -> None:
     Call it right after creating the app and only when the broker is Tansu; nothing else
     (other apps, the faust classes) is changed. Calling it twice is harmless."""
     bootstrap = _bootstrap(app)
-    existing = app._consumer  # type: ignore[attr-defined]
-    if existing is not None:
-        _patch_consumer(existing, bootstrap)
-        return
-    if getattr(app, _MARK, False):
-        return
-    # The consumer is created lazily when the worker starts; building it here could bind
-    # it to the wrong event loop, so patch it at creation instead.
-    new_consumer = app._new_consumer
-
-    def _new_consumer() -> Any:
-        consumer = new_consumer()
-        _patch_consumer(consumer, bootstrap)
-        return consumer
-
-    app._new_consumer = _new_consumer  # type: ignore[method-assign]
-    setattr(app, _MARK, True)
+    on_consumer_created(app, _MARK, lambda consumer: _patch_consumer(consumer, bootstrap))
 
 
 def maybe_apply_tansu_end_offset_fix(app: faust.App, settings: Settings) -> bool:
