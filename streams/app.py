@@ -25,6 +25,7 @@ from streams import topics
 from streams.billing import BillingAdapter
 from streams.catalog_feed import CatalogFeed
 from streams.dead_letters import DEAD_LETTER, DeadLetters
+from streams.faust_delivery_fix import apply_faust_delivery_fix
 from streams.tables import RecoveringCustomerTable
 from streams.usage_pipeline import UsagePipeline
 
@@ -79,7 +80,7 @@ def stalled_partitions(
 
 
 def faust_app(settings: Settings) -> faust.App:
-    return faust.App(
+    app = faust.App(
         settings.app_id,
         broker=[f"kafka://{h}" for h in settings.broker.split(",")],
         store="memory://",
@@ -99,6 +100,8 @@ def faust_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
+    apply_faust_delivery_fix(app)
+    return app
 
 
 def create_runtime(settings: Settings) -> Runtime:
