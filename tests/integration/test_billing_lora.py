@@ -30,6 +30,7 @@ from schemas.codec import Codec
 from schemas.registry import registry_from_settings
 from streams import topics
 from streams.producer import TOKEN_EVENT, USAGE_BATCH, make_producer, send
+from tests.integration.worker_logs import OFFSET_GAP, worker_log_lines
 
 pytestmark = pytest.mark.integration
 
@@ -350,6 +351,8 @@ def test_lora_two_periods_every_payment_outcome_with_crash(tmp_path: Path) -> No
             ("pay-c1", "stripe", "refunded"),
             ("pay-c1", "stripe", "succeeded"),
         ]
+        gaps = worker_log_lines(tmp_path / "stack", OFFSET_GAP)
+        assert not gaps, f"Faust skipped input offsets: {gaps[:3]}"
 
 
 def _norm(row: Any) -> tuple:

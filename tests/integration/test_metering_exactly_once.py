@@ -23,16 +23,10 @@ from schemas.codec import Codec
 from schemas.registry import registry_from_settings
 from streams import topics
 from streams.producer import TOKEN_EVENT, USAGE_EVENT, make_producer, send
+from tests.integration.worker_logs import OFFSET_GAP, worker_log_lines
 
 pytestmark = pytest.mark.integration
 
-# Open bug (issues 2 and 3 stay open): Faust 0.15 can abandon fetched records when a rebalance
-# interrupts a fetch and then commit past them as an offset gap, so after a SIGKILL and
-# restart a few events are sometimes missing. Kept running, not strict, so a pass still shows.
-KNOWN_FAUST_DROP = pytest.mark.xfail(
-    reason="Faust can drop fetched records across a rebalance (README: Known issue)",
-    strict=False,
-)
 
 DAY = 86_400_000
 MINUTE = 60_000
@@ -231,7 +225,6 @@ def read_tokens(worker: WorkerProcess) -> dict[tuple, tuple]:
     }
 
 
-@KNOWN_FAUST_DROP
 def test_mixed_stream_with_crash_matches_reference_at_every_window_size(tmp_path: Path) -> None:
     start = (int(time.time() * 1000) // DAY - 4) * DAY
     published, unique, price_change = build_stream(start)
@@ -283,3 +276,5 @@ def test_mixed_stream_with_crash_matches_reference_at_every_window_size(tmp_path
         assert int(late_parts) > 0
         dead = worker.sql("SELECT count() FROM dlq FINAL")["rows"][0][0]
         assert int(dead) == 0
+        gaps = worker_log_lines(tmp_path / "stack", OFFSET_GAP)
+        assert not gaps, f"Faust skipped input offsets: {gaps[:3]}"

@@ -18,16 +18,10 @@ from schemas.codec import Codec
 from schemas.registry import registry_from_settings
 from streams import topics
 from streams.producer import USAGE_EVENT, make_producer, send
+from tests.integration.worker_logs import OFFSET_GAP, worker_log_lines
 
 pytestmark = pytest.mark.integration
 
-# Open bug (issues 2 and 3 stay open): Faust 0.15 can abandon fetched records when a rebalance
-# interrupts a fetch and then commit past them as an offset gap, so after a SIGKILL and
-# restart a few events are sometimes missing. Kept running, not strict, so a pass still shows.
-KNOWN_FAUST_DROP = pytest.mark.xfail(
-    reason="Faust can drop fetched records across a rebalance (README: Known issue)",
-    strict=False,
-)
 
 MINUTE_SQL = """
 SELECT customer_id, meter, toUnixTimestamp64Milli(window_start) AS ws, toString(value), events
@@ -77,7 +71,6 @@ def read_totals(worker: WorkerProcess) -> dict[tuple[str, str], tuple[Decimal, i
     return {(c, m): (Decimal(t), int(n)) for c, m, t, n in rows}
 
 
-@KNOWN_FAUST_DROP
 def test_sigkill_mid_stream_counts_each_event_exactly_once(tmp_path: Path) -> None:
     day = (int(time.time() * 1000) // DAY_MS - 1) * DAY_MS
     sample = generate_usage(
@@ -129,3 +122,5 @@ def test_sigkill_mid_stream_counts_each_event_exactly_once(tmp_path: Path) -> No
         assert len(dead) == len(sample.garbage)
         assert all(reason for *_, reason in dead)
         assert {t for t, *_ in dead} == {topics.USAGE}
+        gaps = worker_log_lines(tmp_path / "stack", OFFSET_GAP)
+        assert not gaps, f"Faust skipped input offsets: {gaps[:3]}"
