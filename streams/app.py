@@ -53,11 +53,9 @@ def stalled_partitions(
     """Input partitions whose records were fetched but never committed while the pipeline has
     been idle for ``idle_seconds``: consumption has stopped although work is left.
 
-    Faust can do this silently: when a rebalance (or flow control) stops the consumer while
-    it iterates a fetched batch, the rest of that batch is discarded but the fetch position
-    has moved past it, so those records are never delivered and the commit never passes
-    them (seen after a SIGKILL, when the dead member's eviction rebalances the group
-    mid-catch-up)."""
+    Faust 0.15 did this silently after a rebalance (records queued, then cleared, never
+    re-read); streams/faust_delivery_fix.py fixes that cause, and this opt-in check stays as
+    a backstop for any other way consumption could stop with work left."""
     if time.time() - usage.stats.last_batch_at < idle_seconds or usage.lock_since:
         return []
     consumer = app.consumer

@@ -171,10 +171,10 @@ class EmbeddedStack:
 
     def start_replacement(self, **overrides: str) -> WorkerProcess:
         """Starts a worker in place of one that was SIGKILLed, once the broker has evicted
-        the dead member (6 s session timeout). Joining while the dead member is still in the
-        group gets a second rebalance mid-catch-up, which Faust can turn into a silent stall
-        (see streams/app.py: stalled_partitions); a deployment recovers from that by a
-        restart, a test would only wait for it."""
+        the dead member (6 s session timeout), so a test sees one rebalance, not two. Joining
+        earlier used to end in a silent stall or lost records; that was Faust's delivery bug
+        (streams/faust_delivery_fix.py), and with the fix an immediate replacement passed the
+        three SIGKILL tests too (2 rounds of 3 at once)."""
         time.sleep(GROUP_EVICTION_WAIT)
         return self.start_worker(**overrides)
 
