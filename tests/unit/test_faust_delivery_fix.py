@@ -37,6 +37,19 @@ class StandInThread:
         return {}
 
 
+class StandInFlowControl:
+    def __init__(self) -> None:
+        self.clears = 0
+
+    def clear(self) -> None:
+        self.clears += 1
+
+
+class StandInApp:
+    def __init__(self) -> None:
+        self.flow_control = StandInFlowControl()
+
+
 class StandInConsumer:
     """Has the methods the fix wraps, with Faust's calling shapes: getmany fetches one batch
     (through _wait_next_records) and yields (tp, record) pairs."""
@@ -46,6 +59,8 @@ class StandInConsumer:
         self.seeks = 0
         self.gaps: list[tuple[Any, int, int]] = []
         self._thread = StandInThread()
+        self.app = StandInApp()
+        self.flow_active = True
 
     async def seek_to_committed(self) -> dict[Any, int]:
         return {}
@@ -104,6 +119,26 @@ def test_a_whole_batch_is_delivered_when_no_seek_happens() -> None:
 
     assert asyncio.run(drain()) == [("usage/0", 1), ("usage/0", 2), ("usage/1", 7)]
     assert consumer._thread.refetches == []
+
+
+def test_clearing_the_queues_stops_the_batch_and_seeks_again_before_the_next_fetch() -> None:
+    consumer = StandInConsumer({"usage/0": [Record(o) for o in range(3)]})
+    _DeliveryFix(consumer).install()
+
+    async def drain() -> list[int]:
+        handed = []
+        async for _tp, record in consumer.getmany(1.0):
+            handed.append(record.offset)
+            # flow_control.resume() empties the stream queues mid-batch.
+            consumer.app.flow_control.clear()
+        assert consumer.seeks == 0
+        async for _tp, record in consumer.getmany(1.0):
+            assert consumer.seeks == 1  # the seek came before any record of the next fetch
+            handed.append(record.offset)
+        return handed
+
+    assert asyncio.run(drain()) == [0, 0, 1, 2]
+    assert consumer.app.flow_control.clears == 1
 
 
 def test_gaps_still_reach_faust() -> None:
