@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from faust.exceptions import NotReady
 
 from meterline.metering.catalog_file import load_catalog
 from meterline.metering.meters import MeterCatalog
@@ -186,7 +187,13 @@ def create_runtime(settings: Settings) -> Runtime:
     @app.timer(settings.flush_interval_seconds, name="usage-flush")
     async def usage_flush() -> None:
         async with usage.exclusive():
-            await usage.flush()
+            try:
+                await usage.flush()
+            except NotReady:
+                # Shutting down: Faust stops the producer before this timer. Nothing is
+                # lost, the commits never passed what this flush would have written.
+                if not app.should_stop:
+                    raise
 
     if settings.billing_tick_seconds > 0:
 
