@@ -18,7 +18,7 @@ from schemas.codec import Codec
 from schemas.registry import registry_from_settings
 from streams import topics
 from streams.producer import USAGE_EVENT, make_producer, send
-from tests.integration.worker_logs import OFFSET_GAP, worker_log_lines
+from tests.integration.worker_logs import assert_no_offset_gaps
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +71,20 @@ def read_totals(worker: WorkerProcess) -> dict[tuple[str, str], tuple[Decimal, i
     return {(c, m): (Decimal(t), int(n)) for c, m, t, n in rows}
 
 
+def settled_totals(
+    worker: WorkerProcess, expected: dict[tuple[str, str], tuple[Decimal, int]], seconds: float
+) -> dict[tuple[str, str], tuple[Decimal, int]]:
+    """The totals once they equal ``expected``, or the last ones read when time runs out."""
+    got: dict[tuple[str, str], tuple[Decimal, int]] = {}
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        got = read_totals(worker)
+        if got == expected:
+            break
+        time.sleep(1)
+    return got
+
+
 def test_sigkill_mid_stream_counts_each_event_exactly_once(tmp_path: Path) -> None:
     day = (int(time.time() * 1000) // DAY_MS - 1) * DAY_MS
     sample = generate_usage(
@@ -93,14 +107,7 @@ def test_sigkill_mid_stream_counts_each_event_exactly_once(tmp_path: Path) -> No
         publisher.join()
         worker = stack.start_replacement()
 
-        got: dict = {}
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            got = read_totals(worker)
-            if got == expected:
-                break
-            time.sleep(1)
-        assert got == expected
+        assert settled_totals(worker, expected, seconds=180) == expected
 
         minutes = {
             (c, m, int(ws)): (Decimal(v), int(n))
@@ -122,8 +129,7 @@ def test_sigkill_mid_stream_counts_each_event_exactly_once(tmp_path: Path) -> No
         assert len(dead) == len(sample.garbage)
         assert all(reason for *_, reason in dead)
         assert {t for t, *_ in dead} == {topics.USAGE}
-        gaps = worker_log_lines(tmp_path / "stack", OFFSET_GAP)
-        assert not gaps, f"Faust skipped input offsets: {gaps[:3]}"
+        assert_no_offset_gaps(tmp_path / "stack")
 
 
 def test_a_first_worker_on_a_backlog_counts_every_event(tmp_path: Path) -> None:
@@ -140,13 +146,5 @@ def test_a_first_worker_on_a_backlog_counts_every_event(tmp_path: Path) -> None:
     with EmbeddedStack(tmp_path / "stack", partitions=4) as stack:
         publish(stack.broker.bootstrap, sample.published, [])
         worker = stack.start_worker()
-        got: dict = {}
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            got = read_totals(worker)
-            if got == expected:
-                break
-            time.sleep(1)
-        assert got == expected
-        gaps = worker_log_lines(tmp_path / "stack", OFFSET_GAP)
-        assert not gaps, f"Faust skipped input offsets: {gaps[:3]}"
+        assert settled_totals(worker, expected, seconds=120) == expected
+        assert_no_offset_gaps(tmp_path / "stack")

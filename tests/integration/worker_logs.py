@@ -17,3 +17,8 @@ def worker_log_lines(stack_dir: Path, needle: str) -> list[str]:
         for line in log.read_text(errors="replace").splitlines()
         if needle in line
     ]
+
+
+def assert_no_offset_gaps(stack_dir: Path) -> None:
+    gaps = worker_log_lines(stack_dir, OFFSET_GAP)
+    assert not gaps, f"Faust skipped input offsets: {gaps[:3]}"
