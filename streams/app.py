@@ -28,6 +28,7 @@ from streams.catalog_feed import CatalogFeed
 from streams.dead_letters import DEAD_LETTER, DeadLetters
 from streams.faust_delivery_fix import apply_faust_delivery_fix
 from streams.tables import RecoveringCustomerTable
+from streams.tansu_fix import maybe_apply_tansu_end_offset_fix
 from streams.usage_pipeline import UsagePipeline
 
 log = logging.getLogger(__name__)
@@ -99,16 +100,14 @@ def faust_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
+    # Both patch the consumer Faust creates later; every app built here gets them.
     apply_faust_delivery_fix(app)
+    maybe_apply_tansu_end_offset_fix(app, settings)
     return app
 
 
 def create_runtime(settings: Settings) -> Runtime:
     app = faust_app(settings)
-    if settings.broker_is_tansu:
-        from streams.tansu_fix import apply_tansu_end_offset_fix
-
-        apply_tansu_end_offset_fix(app)
     codec = Codec(registry_from_settings(settings.schema_registry_url))
     clickhouse = connect(settings.clickhouse_dsn)
     writer = ClickHouseWriter(clickhouse)
