@@ -22,8 +22,8 @@ from meterline.billing.catalog import Plan
 from meterline.billing.commands import apply_command
 from meterline.billing.effects import Effects
 from meterline.billing.payments import PaymentOutcome
-from meterline.metering.aggregation import Aggregation
-from meterline.metering.meters import MeterCatalog
+from meterline.billing.usage import ADDITIVE, Reading
+from meterline.metering.meters import MeterCatalog, dims_key
 from meterline.metering.pricebook import PriceBook, PricingError
 
 TOKENS_METER = "llm_tokens"
@@ -156,14 +156,19 @@ class BillingAdapter:
             if entry is None or entry.model is None:
                 return []
             meter = self.meters.get(record["meter"])
-            if meter.aggregation is Aggregation.COUNT:
-                quantity = Decimal(1)
-            elif meter.aggregation is Aggregation.SUM:
-                quantity = record["value"]
+            # The meter's own value field and group-by, as metering reads them.
+            value, unique_value = meter.extract(record)
+            if meter.aggregation in ADDITIVE:
+                fx = account.apply_usage(record["event_id"], record["meter"], value, at)
             else:
-                # Rated at period close from the period's aggregate, not per event.
-                return []
-            fx = account.apply_usage(record["event_id"], record["meter"], quantity, at)
+                reading = Reading(
+                    meter.aggregation,
+                    dims_key(meter.group_dims(record["dimensions"])),
+                    value,
+                    at,
+                    unique_value,
+                )
+                fx = account.apply_reading(record["event_id"], record["meter"], reading)
         state.record(fx)
         return fx.errors
 

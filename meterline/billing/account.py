@@ -43,8 +43,9 @@ from meterline.billing.payments import (
 )
 from meterline.billing.periods import BillingAnchor, Period, next_period, period_at
 from meterline.billing.pricing import display_unit_price, marginal_cost
+from meterline.billing.pricing import price as period_price
 from meterline.billing.topup import AutoTopup, TopupPolicy
-from meterline.billing.usage import MeterPeriod
+from meterline.billing.usage import MeterPeriod, Reading
 
 DAY_MS = 86_400_000
 DEFAULT_EXPIRY_NOTICE_MS = 3 * DAY_MS
@@ -244,6 +245,49 @@ class Account:
                 fx.errors.append(f"usage {event_id}: quantity {quantity} cannot be rated exactly")
                 fx.status = "rejected"
                 return fx
+        self._charge(meter, u, u.quantity + quantity, cost, now, event_id, fx)
+        return fx
+
+    @exact
+    def apply_reading(self, event_id: str, meter: str, reading: Reading) -> Effects:
+        """Rate one event of a non-additive meter (unique_count, latest, min, max). Such an
+        event has no quantity of its own: it moves the period's aggregate (one more distinct
+        user, a new latest storage reading), and is charged what that changes the period's
+        price by. A change that lowers it (a latest gauge going down, a cheaper volume tier)
+        is a rebate, so the credits burned always equal the price of the period's quantity."""
+        if self.plan is None:
+            return _rejected(f"usage {event_id} for a customer with no plan")
+        entry = self.plan.entry(meter)
+        if entry is None or entry.model is None:
+            return _rejected(f"usage {event_id}: meter {meter!r} has no price on the plan")
+        fx = Effects()
+        now = self._advance(reading.timestamp, fx)
+        u = self.usage.get(meter) or MeterPeriod()
+        try:
+            after = u.quantity_with(event_id, reading)
+            cost = period_price(entry.model, after) - period_price(entry.model, u.quantity)
+        except DecimalException:
+            fx.errors.append(f"usage {event_id}: {reading.value} cannot be rated exactly")
+            fx.status = "rejected"
+            return fx
+        u.take(event_id, reading)
+        self._charge(meter, u, after, cost, now, event_id, fx)
+        return fx
+
+    def _charge(
+        self,
+        meter: str,
+        u: MeterPeriod,
+        quantity: Decimal,
+        cost: Decimal,
+        now: int,
+        event_id: str,
+        fx: Effects,
+    ) -> None:
+        """Burns credits for ``cost`` (or gives them back when negative) and records the
+        meter's new period quantity."""
+        assert self.plan is not None
+        entry = self.plan.entry(meter)
         self.usage[meter] = u
         product = entry.product if entry is not None else None
         if cost > 0:
@@ -253,10 +297,9 @@ class Account:
                 u.paid(grant_id, amount)
         elif cost < 0:
             self._rebate(u, -cost, now, event_id, fx)
-        u.quantity += quantity
+        u.quantity = quantity
         u.amount += cost
         self._after_change(now, event_id, fx, usage=True)
-        return fx
 
     def _rebate(self, u: MeterPeriod, rebate: Decimal, now: int, ref: str, fx: Effects) -> None:
         """A volume tier made the period cheaper: first owe less, then give credits back to the

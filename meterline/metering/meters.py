@@ -159,11 +159,14 @@ class MeterDef:
 class MeterCatalog:
     """Declared meters by code, changed by versioned catalog records.
 
-    Versions only move forward: a change whose version is not above the catalog's is ignored, so
-    replaying the catalog topic after a restart (or receiving it twice) is harmless.
+    Versions only move forward, per meter code: a change whose version is not above the last one
+    applied to that code is ignored, so replaying the catalog topic after a restart (or receiving
+    it twice) is harmless. Per code, not catalog-wide: a catalog change's version is its time,
+    and one meter's newer change must not shadow another meter's older one (nor the seed, whose
+    version is 0, be ignored as "not newer" than an empty catalog).
     """
 
-    __slots__ = ("_defaults", "_meters", "version")
+    __slots__ = ("_defaults", "_meters", "_versions", "version")
 
     # Undeclared codes come from producers, so their cached defaults must not grow unbounded.
     _MAX_DEFAULTS = 4096
@@ -175,6 +178,7 @@ class MeterCatalog:
                 raise MeterDefinitionError(f"meter {meter.code!r} is declared twice")
             self._meters[meter.code] = meter
         self._defaults: dict[str, MeterDef] = {}
+        self._versions: dict[str, int] = dict.fromkeys(self._meters, version)
         self.version = version
 
     def get(self, code: str) -> MeterDef:
@@ -221,14 +225,15 @@ class MeterCatalog:
         else:
             raise MeterDefinitionError(f"unknown meter change op {op!r} (upsert or delete)")
         # Validate before the version check so a malformed change is reported, not skipped.
-        if version <= self.version:
+        if code in self._versions and version <= self._versions[code]:
             return False
         if op == "upsert":
             self._meters[code] = meter
         else:
             self._meters.pop(code, None)
         self._defaults.pop(code, None)
-        self.version = version
+        self._versions[code] = version
+        self.version = max(self.version, version)
         return True
 
     def to_dict(self) -> dict[str, Any]:
