@@ -119,3 +119,17 @@ def test_dev_produce_sql_and_clean_stop(tmp_path: Path) -> None:
         with socket.socket() as s, contextlib.suppress(OSError):
             s.settimeout(1)
             assert s.connect_ex((host, int(p))) != 0, f"{address} still answers"
+    # The broker is gone: produce says so, fast, and fails instead of "publishing".
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "meterline", "produce", "meterline.usage", "-"],
+        env={**env, "METERLINE_BROKER": broker},
+        input=lines,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert time.monotonic() - started < 15
+    assert "nothing was published" in done.stdout, done.stdout + done.stderr
