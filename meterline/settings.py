@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     # How often state is made durable and ClickHouse is written (and offsets committed).
     flush_interval_seconds: float = Field(default=1.0, gt=0)
     # Opt-in: a worker idle this long while fetched input stays uncommitted is taken to have
-    # stalled (see streams/app.py: stalled_partitions) and exits so that its supervisor
+    # stalled (see streams/runtime/watchdog.py) and exits so that its supervisor
     # restarts it. Off by default: a commit held back for another reason looks the same.
     stall_exit_seconds: float = Field(default=0.0, ge=0)
     # Messages Faust buffers per agent before it stops fetching (back-pressure).
@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     # Lets wall-clock time reach accounts with no input (period close, due top-up retries);
     # 0 turns it off (tests replaying simulated history).
     billing_tick_seconds: float = Field(default=60.0, ge=0)
+
+    # Faust's table store. memory:// rebuilds state from the changelog at every start (the
+    # embedded stack: small, and its broker keeps no data across restarts anyway);
+    # rocksdb:// (rocksdict) keeps state on local disk beside data_dir, so a restarted worker
+    # reads only the changelog written since its last run: the production setting.
+    state_store: str = "memory://"
 
     catalog_file: Path | None = None
     session_timeout_seconds: float = 6.0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import io
 import logging
 import os
 import time
@@ -26,9 +24,9 @@ from streams import topics
 from streams.billing import BillingAdapter
 from streams.catalog_feed import CatalogFeed
 from streams.dead_letters import DEAD_LETTER, DeadLetters
-from streams.faust_delivery_fix import apply_faust_delivery_fix
-from streams.tables import RecoveringCustomerTable
-from streams.tansu_fix import maybe_apply_tansu_end_offset_fix
+from streams.runtime.faust_app import faust_app
+from streams.runtime.tables import RecoveringCustomerTable
+from streams.runtime.watchdog import stalled_partitions, stuck_report
 from streams.usage_pipeline import UsagePipeline
 
 log = logging.getLogger(__name__)
@@ -47,63 +45,6 @@ class Runtime:
     catalog: CatalogFeed
     clickhouse: Any
     writer: ClickHouseWriter
-
-
-def stalled_partitions(
-    app: faust.App, usage: UsagePipeline, inputs: set[str], idle_seconds: float
-) -> list[str]:
-    """Input partitions whose records were fetched but never committed while the pipeline has
-    been idle for ``idle_seconds``: consumption has stopped although work is left.
-
-    Faust 0.15 did this silently after a rebalance (records queued, then cleared, never
-    re-read); streams/faust_delivery_fix.py fixes that cause, and this opt-in check stays as
-    a backstop for any other way consumption could stop with work left."""
-    if time.time() - usage.stats.last_batch_at < idle_seconds or usage.lock_since:
-        return []
-    consumer = app.consumer
-    try:
-        subscription = consumer._thread._ensure_consumer()._fetcher._subscriptions
-        assignment = subscription.subscription.assignment
-        behind = []
-        for tp in assignment.tps:
-            if tp.topic not in inputs:
-                continue
-            position = assignment.state_value(tp).position
-            committed = consumer._committed_offset.get(tp)
-            if position is not None and committed is not None and position > committed:
-                behind.append(
-                    f"{tp.topic}/{tp.partition}: fetched to {position}, committed {committed}"
-                )
-    except AttributeError:  # another Faust/aiokafka layout: nothing we can check
-        return []
-    return behind
-
-
-def faust_app(settings: Settings) -> faust.App:
-    app = faust.App(
-        settings.app_id,
-        broker=[f"kafka://{h}" for h in settings.broker.split(",")],
-        store="memory://",
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
-        datadir=str(settings.data_dir / "faust"),
-        broker_session_timeout=settings.session_timeout_seconds,
-        broker_heartbeat_interval=settings.heartbeat_seconds,
-        broker_commit_interval=settings.flush_interval_seconds,
-        consumer_auto_offset_reset="earliest",
-        stream_buffer_maxsize=settings.stream_buffer_maxsize,
-        producer_acks=-1,
-        web_enabled=True,
-        web_bind=settings.web_host,
-        web_host=settings.web_host,
-        web_port=settings.web_port,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    # Both patch the consumer Faust creates later; every app built here gets them.
-    apply_faust_delivery_fix(app)
-    maybe_apply_tansu_end_offset_fix(app, settings)
-    return app
 
 
 def create_runtime(settings: Settings) -> Runtime:
@@ -206,7 +147,13 @@ def create_runtime(settings: Settings) -> Runtime:
     @app.timer(5.0, name="usage-watchdog")
     async def usage_watchdog() -> None:
         if settings.stall_exit_seconds > 0:
-            stalled = stalled_partitions(app, usage, inputs, settings.stall_exit_seconds)
+            stalled = stalled_partitions(
+                app,
+                inputs,
+                settings.stall_exit_seconds,
+                usage.stats.last_batch_at,
+                busy=bool(usage.lock_since),
+            )
             if stalled:
                 # Crash-only recovery: a restart resumes from the committed offsets, and the
                 # effectively-once design makes that exact. Seeking back in-process instead
@@ -214,14 +161,9 @@ def create_runtime(settings: Settings) -> Runtime:
                 log.critical("consumption stalled with work left, exiting to restart: %s", stalled)
                 logging.shutdown()
                 os._exit(STALL_EXIT_CODE)
-        # A pipeline await that never returns stalls consumption silently (no error, no
-        # progress): say where, loudly, with every task's stack.
         held = time.monotonic() - usage.lock_since if usage.lock_since else 0.0
-        if held > 60:
-            buf = io.StringIO()
-            for task in asyncio.all_tasks():
-                task.print_stack(limit=40, file=buf)
-            log.error("usage pipeline stuck for %.0fs; tasks:\n%s", held, buf.getvalue())
+        if (report := stuck_report(held)) is not None:
+            log.error(report)
 
     dlq_topic = app.topic(topics.DLQ, partitions=settings.partitions)
     dlq_writer = ClickHouseWriter(clickhouse)

@@ -44,7 +44,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         self._spawn()
         # Supervised like a deployment would be: a worker that exits because consumption
-        # stalled (STALL_EXIT_CODE, see streams/app.py) is started again, once the group has
+        # stalled (STALL_EXIT_CODE, see streams/runtime/watchdog.py) is started again, once the group has
         # let go of it, and resumes from its committed offsets.
         self._supervisor = threading.Thread(target=self._supervise, daemon=True)
         self._supervisor.start()
@@ -173,7 +173,7 @@ class EmbeddedStack:
         """Starts a worker in place of one that was SIGKILLed, once the broker has evicted
         the dead member (6 s session timeout), so a test sees one rebalance, not two. Joining
         earlier used to end in a silent stall or lost records; that was Faust's delivery bug
-        (streams/faust_delivery_fix.py), and with the fix an immediate replacement passed the
+        (streams/runtime/delivery_fix.py), and with the fix an immediate replacement passed the
         three SIGKILL tests too (2 rounds of 3 at once)."""
         time.sleep(GROUP_EVICTION_WAIT)
         return self.start_worker(**overrides)

@@ -5,7 +5,7 @@ directory rather than through calfkit's resolver, which copies it into ``$HOME``
 
 Tansu is a test and demo broker: topic admin, produce/consume, consumer groups and Faust
 at-least-once work; transactions, read_committed, compaction and adding partitions do not.
-Its end offsets can also be one short (see ``streams.tansu_fix``).
+Its end offsets can also be one short (see ``streams.runtime.tansu_fix``).
 """
 
 from __future__ import annotations

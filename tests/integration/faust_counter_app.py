@@ -14,7 +14,7 @@ from typing import Any
 import faust
 
 from meterline.settings import Settings
-from streams.tansu_fix import maybe_apply_tansu_end_offset_fix
+from streams.runtime.tansu_fix import maybe_apply_tansu_end_offset_fix
 
 settings = Settings()
 topic_name = os.environ["COUNTER_TOPIC"]

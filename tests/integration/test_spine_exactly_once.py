@@ -135,7 +135,7 @@ def test_sigkill_mid_stream_counts_each_event_exactly_once(tmp_path: Path) -> No
 def test_a_first_worker_on_a_backlog_counts_every_event(tmp_path: Path) -> None:
     """A new consumer group starting on a full topic, as on a first deployment. Nothing is
     committed, so Faust's seek at the end of recovery leaves the positions alone, and
-    records queued around it are cleared (streams/faust_delivery_fix.py, points 3 and 4).
+    records queued around it are cleared (streams/runtime/delivery_fix.py, points 3 and 4).
     A race: without any fix 6 runs passed, with an earlier fix that missed point 4 one run
     in six lost events (three tests at a time)."""
     day = (int(time.time() * 1000) // DAY_MS - 1) * DAY_MS

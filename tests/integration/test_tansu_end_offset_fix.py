@@ -1,5 +1,5 @@
 """Tansu reports a partition's end offset short when its last batch holds several records;
-``streams.tansu_fix`` corrects it so Faust table recovery reads the changelog to the end."""
+``streams.runtime.tansu_fix`` corrects it so Faust table recovery reads the changelog to the end."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from faust.types import TP
 
 from meterline.embedded.tansu import TansuBroker, die_with_parent, free_port
 from meterline.settings import Settings
-from streams.tansu_fix import (
+from streams.runtime.tansu_fix import (
     apply_tansu_end_offset_fix,
     maybe_apply_tansu_end_offset_fix,
     true_end_offsets,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# Logged by streams.faust_delivery_fix when Faust records an offset gap it will commit past;
+# Logged by streams.runtime.delivery_fix when Faust records an offset gap it will commit past;
 # on our input topics that means records were fetched and never processed.
 OFFSET_GAP = "never arrived"
 

@@ -15,7 +15,7 @@ from faust.types import TP
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.faust_delivery_fix import _DeliveryFix, undelivered_starts
+from streams.runtime.delivery_fix import _DeliveryFix, undelivered_starts
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from faust.types import TP
 
 from meterline.settings import Settings
-from streams.consumer_hooks import on_consumer_created
+from streams.runtime.consumer_hooks import on_consumer_created
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def true_end_offsets(
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             "fetch.wait.max.ms": 100,
-            "logger": logging.getLogger("streams.tansu_fix.rdkafka"),
+            "logger": logging.getLogger("streams.runtime.tansu_fix.rdkafka"),
         }
     )
     try:

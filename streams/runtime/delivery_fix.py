@@ -51,7 +51,7 @@ from typing import Any
 import faust
 from aiokafka.structs import TopicPartition
 
-from streams.consumer_hooks import on_consumer_created
+from streams.runtime.consumer_hooks import on_consumer_created
 
 logger = logging.getLogger(__name__)
 
