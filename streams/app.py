@@ -6,7 +6,6 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -15,23 +14,23 @@ from faust.exceptions import NotReady
 from meterline.metering.catalog_file import load_catalog
 from meterline.metering.meters import MeterCatalog
 from meterline.metering.pricebook import PriceBook
+from meterline.processor.billing_rules import BillingRules
 from meterline.settings import STALL_EXIT_CODE, Settings
 from schemas.codec import Codec, DecodeError
 from schemas.registry import registry_from_settings
 from sinks.client import connect
+from sinks.tables.dead_letters import DLQ, dead_letter_row
 from sinks.writer import ClickHouseWriter
 from streams import topics
-from streams.billing import BillingAdapter
 from streams.catalog_feed import CatalogFeed
 from streams.dead_letters import DEAD_LETTER, DeadLetters
 from streams.runtime.faust_app import faust_app
+from streams.runtime.introspection import consumer_state, disable_faust_index
 from streams.runtime.tables import RecoveringCustomerTable
 from streams.runtime.watchdog import stalled_partitions, stuck_report
 from streams.usage_pipeline import UsagePipeline
 
 log = logging.getLogger(__name__)
-
-DLQ_COLUMNS = ["topic", "partition", "offset", "reason", "at", "key", "payload"]
 
 
 @dataclass
@@ -45,6 +44,12 @@ class Runtime:
     catalog: CatalogFeed
     clickhouse: Any
     writer: ClickHouseWriter
+
+    def consumer_state(self) -> dict[str, Any]:
+        return consumer_state(self.app)
+
+    def free_web_root(self) -> None:
+        disable_faust_index(self.app)
 
 
 def create_runtime(settings: Settings) -> Runtime:
@@ -61,17 +66,7 @@ def create_runtime(settings: Settings) -> Runtime:
     if settings.catalog_file is not None:
         catalog.seed(load_catalog(settings.catalog_file))
 
-    metered_topic = app.topic(
-        topics.USAGE,
-        topics.USAGE_REHOME,
-        topics.TOKENS,
-        topics.TOKENS_REHOME,
-        topics.ACCOUNTS,
-        topics.ACCOUNTS_REHOME,
-        topics.PAYMENTS,
-        topics.PAYMENTS_REHOME,
-        partitions=settings.partitions,
-    )
+    metered_topic = app.topic(*topics.METERED, partitions=settings.partitions)
     holder: dict[str, UsagePipeline] = {}
 
     def recovered() -> None:
@@ -96,17 +91,14 @@ def create_runtime(settings: Settings) -> Runtime:
     chunks = table("usage-seen", "compact_json")
     accounts = table("account-state", "account_state")
     dead_letters = DeadLetters(app, codec)
-    billing = BillingAdapter(meters, prices, plans)
     usage = UsagePipeline(
         app,
         settings,
         codec,
         meters,
         prices,
-        states,
-        chunks,
-        accounts,
-        billing,
+        (states, chunks, accounts),
+        BillingRules(meters, prices, plans),
         writer,
         dead_letters,
     )
@@ -140,7 +132,7 @@ def create_runtime(settings: Settings) -> Runtime:
         @app.timer(settings.billing_tick_seconds, name="billing-tick")
         async def billing_tick() -> None:
             async with usage.exclusive():
-                usage.tick_accounts(int(time.time() * 1000), usage.owned_partitions())
+                usage.tick_accounts(int(time.time() * 1000))
 
     inputs = set(metered_topic.topics)
 
@@ -179,26 +171,10 @@ def create_runtime(settings: Settings) -> Runtime:
                     name, record = codec.decode(event.message.value)
                 except DecodeError:
                     continue
-                if name != DEAD_LETTER:
-                    continue
-                rows.append(
-                    [
-                        record["topic"],
-                        record["partition"],
-                        record["offset"],
-                        record["reason"],
-                        datetime.fromtimestamp(record["at"] / 1000, tz=UTC),
-                        # Raw bytes as stored: a String column holds any bytes.
-                        record.get("key") or b"",
-                        record["payload"],
-                    ]
-                )
+                if name == DEAD_LETTER:
+                    rows.append(dead_letter_row(record))
             if rows:
-                dlq_writer.add("dlq", rows, DLQ_COLUMNS)
+                dlq_writer.add(DLQ.name, rows, DLQ.columns)
                 await dlq_writer.aflush()
 
-    runtime = Runtime(app, settings, codec, usage, catalog, clickhouse, writer)
-    from meterline.api import register_api
-
-    register_api(runtime)
-    return runtime
+    return Runtime(app, settings, codec, usage, catalog, clickhouse, writer)

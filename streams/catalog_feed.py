@@ -29,6 +29,7 @@ from meterline.metering.catalog_file import CatalogSeed
 from meterline.metering.meters import MeterCatalog, MeterDef
 from meterline.metering.pricebook import Markup, ModelPrice, PriceBook
 from schemas.codec import Codec, DecodeError
+from sinks.tables.catalog import MARKUPS, METERS, MODEL_PRICES, markup_row, meter_row, price_row
 from sinks.writer import ClickHouseWriter
 from streams.topics import CATALOG
 
@@ -99,52 +100,15 @@ class CatalogFeed:
         if kind == "meter":
             meter = MeterDef.from_dict(body)
             self.meters.apply({"version": at, "op": "upsert", "meter": meter.to_dict()})
-            self.writer.add(
-                "meters",
-                [
-                    [
-                        meter.code,
-                        str(meter.aggregation),
-                        meter.value_field,
-                        list(meter.group_by),
-                        at,
-                        0,
-                    ]
-                ],
-                ["code", "aggregation", "value_field", "group_by", "version", "deleted"],
-            )
+            self.writer.add(METERS.name, [meter_row(meter, at)], METERS.columns)
         elif kind == "model_price":
             price = ModelPrice.from_dict(body)
             self.prices.add_price(price)
-            self.writer.add(
-                "model_prices",
-                [
-                    [
-                        price.model,
-                        price.provider,
-                        _ms(price.effective_from),
-                        price.input_per_million,
-                        price.output_per_million,
-                        price.cached_input_per_million,
-                    ]
-                ],
-                [
-                    "model",
-                    "provider",
-                    "effective_from",
-                    "input_per_million",
-                    "output_per_million",
-                    "cached_input_per_million",
-                ],
-            )
+            self.writer.add(MODEL_PRICES.name, [price_row(price)], MODEL_PRICES.columns)
         elif kind == "markup":
             markup = Markup.from_dict(body)
             self.prices.add_markup(markup)
-            self.writer.add(
-                "markups",
-                [[0, _ms(markup.effective_from), markup.rate]],
-                ["k", "effective_from", "rate"],
-            )
+            self.writer.add(MARKUPS.name, [markup_row(markup)], MARKUPS.columns)
         else:
             self.plans[str(body["plan_id"])] = body
         self.applied += 1

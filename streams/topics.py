@@ -23,3 +23,24 @@ INBOUND = [USAGE, TOKENS, ACCOUNTS, PAYMENTS, CATALOG]
 OUTBOUND = [AGGREGATES, TOPUPS, ALERTS, INVOICES, DLQ]
 INTERNAL = [USAGE_REHOME, TOKENS_REHOME, ACCOUNTS_REHOME, PAYMENTS_REHOME]
 ALL = INBOUND + OUTBOUND + INTERNAL
+
+# What each metered input topic carries ("usage", "tokens", "accounts", "payments"), and where
+# records of each kind are forwarded to reach their customer's home partition.
+KIND_OF = {
+    USAGE: "usage",
+    USAGE_REHOME: "usage",
+    TOKENS: "tokens",
+    TOKENS_REHOME: "tokens",
+    ACCOUNTS: "accounts",
+    ACCOUNTS_REHOME: "accounts",
+    PAYMENTS: "payments",
+    PAYMENTS_REHOME: "payments",
+}
+REHOME = {
+    "usage": USAGE_REHOME,
+    "tokens": TOKENS_REHOME,
+    "accounts": ACCOUNTS_REHOME,
+    "payments": PAYMENTS_REHOME,
+}
+REHOMED = frozenset(REHOME.values())
+METERED = list(KIND_OF)

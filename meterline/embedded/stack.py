@@ -44,8 +44,8 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         self._spawn()
         # Supervised like a deployment would be: a worker that exits because consumption
-        # stalled (STALL_EXIT_CODE, see streams/runtime/watchdog.py) is started again, once the group has
-        # let go of it, and resumes from its committed offsets.
+        # stalled (STALL_EXIT_CODE, see streams/runtime/watchdog.py) is started again, once
+        # the group has let go of it, and resumes from its committed offsets.
         self._supervisor = threading.Thread(target=self._supervise, daemon=True)
         self._supervisor.start()
         return self

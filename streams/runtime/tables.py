@@ -48,7 +48,7 @@ class _AccountStateCodec(codecs.Codec):
         return json.dumps(obj.to_dict(), separators=(",", ":")).encode()
 
     def _loads(self, s: bytes) -> Any:
-        from streams.billing import AccountState
+        from meterline.processor.account_state import AccountState
 
         return AccountState.from_dict(json.loads(s))
 

@@ -7,16 +7,18 @@ from decimal import Decimal
 
 from meterline.billing.account import Account
 from meterline.metering.catalog_file import DEFAULT_CATALOG_PATH, load_catalog
+from meterline.processor.account_state import AccountState
+from meterline.processor.billing_rules import BillingRules
+from meterline.processor.inputs import InputKind
 from schemas.codec import Codec
 from schemas.registry import registry_from_settings
-from streams.billing import AccountState, BillingAdapter
 
 ANCHOR = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 SEED = load_catalog(DEFAULT_CATALOG_PATH)
 
 
-def adapter() -> BillingAdapter:
-    return BillingAdapter(
+def adapter() -> BillingRules:
+    return BillingRules(
         SEED.meter_catalog(), SEED.price_book(), {p["plan_id"]: p for p in SEED.plans}
     )
 
@@ -78,7 +80,7 @@ def test_avro_upsert_grant_and_payment_drive_the_account() -> None:
     for i in range(1500):
         billing.usage(
             state,
-            "usage",
+            InputKind.USAGE,
             {
                 "event_id": f"e{i}",
                 "customer_id": "lora-x",

@@ -17,7 +17,9 @@ from meterline.billing.pricing import Package, Tier, Volume, price
 from meterline.metering.aggregation import Aggregation, WindowAgg
 from meterline.metering.catalog_file import load_catalog
 from meterline.metering.meters import MeterCatalog, MeterDef, dims_key
-from streams.billing import AccountState, BillingAdapter
+from meterline.processor.account_state import AccountState
+from meterline.processor.billing_rules import BillingRules
+from meterline.processor.inputs import InputKind
 
 from .helpers import MINUTE, utc
 
@@ -26,9 +28,9 @@ START = utc(2026, 1, 1)
 END = utc(2026, 2, 1)
 
 
-def _lora_adapter() -> tuple[BillingAdapter, AccountState]:
+def _lora_adapter() -> tuple[BillingRules, AccountState]:
     seed = load_catalog()
-    adapter = BillingAdapter(seed.meter_catalog(), seed.price_book(), {})
+    adapter = BillingRules(seed.meter_catalog(), seed.price_book(), {})
     plan = Plan.from_dict(next(p for p in seed.plans if p["plan_id"] == "lora-pro"))
     account = Account("lora-u")
     account.upsert(plan, BillingAnchor(START, "UTC"), START)
@@ -53,10 +55,13 @@ def test_the_issue_scenario_bills_distinct_users_and_the_latest_reading() -> Non
         n += 1
         user = f"u{i % 105}"
         event = _usage(n, "active_users", "1", START + n, user_id=user)
-        assert adapter.usage(state, "usage", event) == []
+        assert adapter.usage(state, InputKind.USAGE, event) == []
     for gb in ("30", "120", "250"):
         n += 1
-        assert adapter.usage(state, "usage", _usage(n, "storage_gb", gb, START + n * MINUTE)) == []
+        assert (
+            adapter.usage(state, InputKind.USAGE, _usage(n, "storage_gb", gb, START + n * MINUTE))
+            == []
+        )
     invoice = state.account.tick(END).invoices[0]
     users = invoice.line("usage", "active_users")
     storage = invoice.line("usage", "storage_gb")
@@ -69,15 +74,18 @@ def test_the_issue_scenario_bills_distinct_users_and_the_latest_reading() -> Non
 def test_a_latest_gauge_going_down_gives_back_what_it_cost() -> None:
     adapter, state = _lora_adapter()
     for n, gb in enumerate(("250", "30"), 1):
-        assert adapter.usage(state, "usage", _usage(n, "storage_gb", gb, START + n * MINUTE)) == []
+        assert (
+            adapter.usage(state, InputKind.USAGE, _usage(n, "storage_gb", gb, START + n * MINUTE))
+            == []
+        )
     line = state.account.tick(END).invoices[0].line("usage", "storage_gb")
     assert (line.quantity, line.amount) == (D(30), D("2.00"))
 
 
 def test_a_late_reading_does_not_replace_a_newer_one() -> None:
     adapter, state = _lora_adapter()
-    adapter.usage(state, "usage", _usage(1, "storage_gb", "250", START + 5 * MINUTE))
-    adapter.usage(state, "usage", _usage(2, "storage_gb", "30", START + 1 * MINUTE))
+    adapter.usage(state, InputKind.USAGE, _usage(1, "storage_gb", "250", START + 5 * MINUTE))
+    adapter.usage(state, InputKind.USAGE, _usage(2, "storage_gb", "30", START + 1 * MINUTE))
     line = state.account.tick(END).invoices[0].line("usage", "storage_gb")
     assert line.quantity == D(250)
 
@@ -154,7 +162,7 @@ def test_invoice_quantity_is_the_metering_figure_of_the_period(
     account = Account("c")
     account.upsert(plan, BillingAnchor(START, "UTC"), START)
     state = AccountState("c", account)
-    adapter = BillingAdapter(MeterCatalog([meter]), load_catalog().price_book(), {})
+    adapter = BillingRules(MeterCatalog([meter]), load_catalog().price_book(), {})
     # Arrival order is not event-time order: latest must still be the newest reading.
     for n, (minute, value, user, region) in enumerate(evs):
         record = {
@@ -165,7 +173,7 @@ def test_invoice_quantity_is_the_metering_figure_of_the_period(
             "timestamp": START + minute * MINUTE,
             "dimensions": {"user_id": user, "region": region},
         }
-        assert adapter.usage(state, "usage", record) == []
+        assert adapter.usage(state, InputKind.USAGE, record) == []
     expected = _reference(meter, evs)
     invoice = account.tick(END).invoices[0]
     lines = [ln for ln in invoice.lines if ln.kind == "usage"]

@@ -1,0 +1,74 @@
+"""A customer's account as the processor keeps it: the billing ``Account``, the last input
+offset it applied per source partition, and an outbox of effects not yet published.
+
+The outbox is part of the same changelog record as the account, so an effect exists exactly
+when the state that produced it does; the checkpoint publishes and stores it only once that
+state is durable, then clears it. Every effect carries a deterministic id, so a
+re-publication after a crash repeats the same facts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from meterline.billing.account import Account
+from meterline.billing.effects import Effects
+
+OUTBOX_KINDS = ("entries", "topups", "alerts", "invoices", "payments")
+
+
+@dataclass(slots=True)
+class AccountState:
+    customer_id: str
+    account: Account
+    applied: dict[str, int] = field(default_factory=dict)
+    version: int = 0
+    outbox: dict[str, list[dict]] = field(default_factory=lambda: {k: [] for k in OUTBOX_KINDS})
+    balance_dirty: bool = False
+
+    def record(self, fx: Effects) -> None:
+        self.outbox["entries"] += [e.to_dict() for e in fx.entries]
+        self.outbox["topups"] += [t.to_dict() for t in fx.topups]
+        self.outbox["alerts"] += [a.to_dict() for a in fx.alerts]
+        self.outbox["invoices"] += [i.to_dict() for i in fx.invoices]
+        self.outbox["payments"] += [p.to_dict() for p in fx.payments]
+        self.balance_dirty = True
+
+    @property
+    def has_outbox(self) -> bool:
+        return self.balance_dirty or any(self.outbox.values())
+
+    def outbound_records(self) -> list[tuple[str, dict[str, Any]]]:
+        """(topic kind, record) for meterline.topups, .alerts and .invoices."""
+        o = self.outbox
+        return (
+            [("topups", t) for t in o["topups"]]
+            + [("alerts", a) for a in o["alerts"]]
+            + [("invoices", i) for i in o["invoices"]]
+        )
+
+    def clear_outbox(self) -> None:
+        self.outbox = {k: [] for k in OUTBOX_KINDS}
+        self.balance_dirty = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "c": self.customer_id,
+            "a": self.account.to_dict(),
+            "applied": self.applied,
+            "v": self.version,
+            "o": self.outbox,
+            "b": self.balance_dirty,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AccountState:
+        return cls(
+            data["c"],
+            Account.from_dict(data["a"]),
+            {k: int(v) for k, v in data["applied"].items()},
+            int(data["v"]),
+            {k: list(data["o"].get(k, [])) for k in OUTBOX_KINDS},
+            bool(data["b"]),
+        )

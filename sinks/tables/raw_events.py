@@ -1,0 +1,65 @@
+"""``usage_events`` and ``token_events``: every counted event once, the source of truth the
+usage and token views aggregate at query time (DDL: 002_raw_events_and_catalog.sql). Their sort
+key is the event's identity, so a re-insert after a crash collapses (ReplacingMergeTree)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from meterline.processor.inputs import TokenRecord, UsageRecord
+from sinks.tables import Table, utc
+
+USAGE_EVENTS = Table(
+    "usage_events",
+    ("customer_id", "event_id", "meter", "value", "timestamp", "dimensions", "ingested_at"),
+)
+TOKEN_EVENTS = Table(
+    "token_events",
+    (
+        "customer_id",
+        "event_id",
+        "model",
+        "provider",
+        "input_tokens",
+        "output_tokens",
+        "cached_input_tokens",
+        "timestamp",
+        "dimensions",
+        "ingested_at",
+    ),
+)
+
+
+def usage_rows(records: Iterable[UsageRecord], ingested: datetime) -> list[list[Any]]:
+    return [
+        [
+            r["customer_id"],
+            r["event_id"],
+            r["meter"],
+            r["value"],
+            utc(r["timestamp"]),
+            r["dimensions"],
+            ingested,
+        ]
+        for r in records
+    ]
+
+
+def token_rows(records: Iterable[TokenRecord], ingested: datetime) -> list[list[Any]]:
+    return [
+        [
+            r["customer_id"],
+            r["event_id"],
+            r["model"],
+            r["provider"],
+            r["input_tokens"],
+            r["output_tokens"],
+            r["cached_input_tokens"],
+            utc(r["timestamp"]),
+            r["dimensions"],
+            ingested,
+        ]
+        for r in records
+    ]

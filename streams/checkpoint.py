@@ -1,0 +1,200 @@
+"""The durability order, in one place. Every exactness rule of the pipeline is a numbered step
+below; nothing else in the tree writes state, rows or records out of this order.
+
+Without Kafka transactions (the embedded broker has none), a crash at any instant must leave
+storage and topics *behind* the recoverable state, never ahead of it, and every effect must be
+idempotent, so a replay from the committed offsets repeats exactly what was lost:
+
+* a batch's raw rows and dedup chunks are durable before any state that counts them;
+* a state is durable before Faust commits the offsets it has applied;
+* rows and records derived from a state (snapshots, ledger, invoices, top-ups, aggregates)
+  are written only once that state is durable, carry deterministic ids, and land in tables
+  that collapse repeats.
+
+After quixstreams' ``checkpointing/checkpoint.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from meterline.processor.aggregates import aggregate_records
+from meterline.processor.customer import CustomerState
+from meterline.processor.inputs import Forward, Reject
+from meterline.processor.step import Step
+from meterline.processor.triage import Triage
+from sinks.tables.billing import outbox_rows
+from sinks.tables.raw_events import TOKEN_EVENTS, USAGE_EVENTS, token_rows, usage_rows
+from sinks.tables.usage_minute import USAGE_MINUTE, snapshot_row
+from streams.customer_store import CustomerStore
+
+
+class RowSink(Protocol):
+    """A batching ClickHouse writer (sinks.writer.ClickHouseWriter): ``aflush`` returns once
+    every buffered row is stored."""
+
+    def add(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None: ...
+    async def aflush(self) -> int: ...
+    @property
+    def pending(self) -> int: ...
+
+
+class Outputs(Protocol):
+    """Records the pipeline sends, on the producer whose flush makes them durable."""
+
+    async def dead_letter(self, reject: Reject) -> None: ...
+    async def forward(self, forward: Forward) -> None: ...
+    async def aggregate(self, customer: str, record: dict[str, Any]) -> None: ...
+    async def outbound(self, kind: str, customer: str, record: dict[str, Any]) -> None: ...
+    async def flush(self) -> None: ...
+
+
+@dataclass(slots=True)
+class Processed:
+    state: CustomerState
+    step: Step
+
+
+class Checkpoint:
+    def __init__(
+        self,
+        store: CustomerStore,
+        outputs: Outputs,
+        writer: RowSink,
+        raw_writer: RowSink,
+        grace_ms: int,
+    ) -> None:
+        self.store = store
+        self.outputs = outputs
+        self.writer = writer
+        self.raw_writer = raw_writer
+        self.grace_ms = grace_ms
+        # Customers whose windows changed, and accounts with effects, since their last publish.
+        self.pending_usage: set[str] = set()
+        self.pending_accounts: set[str] = set()
+        self.rejected = 0
+
+    async def commit_batch(self, triage: Triage, processed: Sequence[Processed]) -> None:
+        """Makes one batch's effects durable before Faust may commit its offsets."""
+        # 1. Dead letters and forwarded records go to the producer (durable with step 3).
+        rejects = [*triage.rejects, *(r for p in processed for r in p.step.rejects)]
+        for reject in rejects:
+            await self.outputs.dead_letter(reject)
+        self.rejected += len(rejects)
+        for forward in triage.forwards:
+            await self.outputs.forward(forward)
+        # 2. Dedup chunks go to their changelog; raw rows of newly counted events are buffered.
+        ingested = datetime.now(tz=UTC)
+        for p in processed:
+            step = p.step
+            if step.chunk is not None:
+                self.store.put_chunk(step.chunk)
+            for key in step.expired_chunks:
+                self.store.drop_chunk(key)
+            if step.usage_events:
+                self.raw_writer.add(
+                    USAGE_EVENTS.name, usage_rows(step.usage_events, ingested), USAGE_EVENTS.columns
+                )
+            if step.token_events:
+                self.raw_writer.add(
+                    TOKEN_EVENTS.name, token_rows(step.token_events, ingested), TOKEN_EVENTS.columns
+                )
+        # 3. Raw rows are stored and the producer is flushed, concurrently (independent): a
+        #    replay then re-inserts rows ClickHouse collapses by key and never skips a missing
+        #    one, and no state can be durable without the chunk that keeps its ids (a state
+        #    without its chunk would let a later duplicate through).
+        await asyncio.gather(self.raw_writer.aflush(), self.outputs.flush())
+        # 4. The states go to their changelogs. Faust commits the batch's offsets once the
+        #    agent asks for the next batch, and flushes its producer before every commit, so
+        #    (5.) offsets never pass a state that is not durable.
+        for p in processed:
+            if p.step.usage_changed:
+                self.store.put_usage(p.state.usage)
+                self.pending_usage.add(p.step.customer_id)
+            if p.step.account is not None:
+                self.store.put_account(p.step.account)
+                self.pending_accounts.add(p.step.customer_id)
+
+    async def publish(self) -> int:
+        """Writes what durable states show (timer). Returns the rows written."""
+        if not self.pending_usage and not self.pending_accounts:
+            return 0
+        # 1. The producer is flushed: every state the rows below come from is durable, so
+        #    storage never runs ahead of what a restart recovers.
+        await self.outputs.flush()
+        written = await self._publish_accounts()
+        return written + await self._publish_windows()
+
+    async def _publish_accounts(self) -> int:
+        flushed = []
+        written = 0
+        for customer in list(self.pending_accounts):
+            account = self.store.account(customer)
+            if account is None or not account.has_outbox:
+                continue
+            # 2. Outboxes go to ClickHouse: ledger, invoices, payments, top-ups, alerts,
+            #    balances (deterministic ids; the tables collapse a repeat).
+            for table, rows in outbox_rows(account).items():
+                self.writer.add(table.name, rows, table.columns)
+                written += len(rows)
+            flushed.append(account)
+        if self.writer.pending:
+            await self.writer.aflush()
+        for account in flushed:
+            # 3. Then the outbound topics (top-up requests, alerts, invoices): a crash here
+            #    re-publishes the same records with the same ids. Only then is the outbox
+            #    cleared, in a new version of the state.
+            for kind, record in account.outbound_records():
+                await self.outputs.outbound(kind, account.customer_id, record)
+            account.clear_outbox()
+            self.store.put_account(account)
+        self.pending_accounts.clear()
+        return written
+
+    async def _publish_windows(self) -> int:
+        customers = list(self.pending_usage)
+        plans = []
+        rows: list[list[Any]] = []
+        for customer in customers:
+            state = self.store.usage(customer)
+            if state is None:
+                continue
+            target = state.close_target(self.grace_ms)
+            state.dirty |= {k for k in state.windows if k[2] < target}
+            rows.extend(snapshot_row(s) for s in state.snapshots())
+            plans.append((state, target))
+        # 4. Snapshots of changed windows go to usage_minute (newest state version wins), and
+        #    windows past grace are written once more before they are evicted.
+        if rows:
+            self.writer.add(USAGE_MINUTE.name, rows, USAGE_MINUTE.columns)
+            await self.writer.aflush()
+        for state, target in plans:
+            # 5. Closed windows and late corrections go to meterline.aggregates before the
+            #    state forgets them: a crash here re-publishes the same records (same ids).
+            #    Then they are evicted, in a new version of the state.
+            closed = state.evict_closed(target)
+            had_corrections = bool(state.corrections)
+            for record in aggregate_records(state, closed):
+                await self.outputs.aggregate(state.customer_id, record)
+            state.corrections.clear()
+            state.dirty.clear()
+            if closed or had_corrections:
+                self.store.put_usage(state)
+        self.pending_usage.difference_update(customers)
+        return len(rows)
+
+    def recovered(self) -> None:
+        """After (re)assignment: the tables hold the recovered truth, and the marks of what was
+        already written may be wrong. Every open window is snapshotted again (writes are
+        idempotent, and a snapshot may have been lost in the crash), and every outbox that
+        survived is published."""
+        self.store.rebuild_dedup()
+        self.pending_usage.clear()
+        for state in self.store.owned_usage():
+            state.dirty = set(state.windows)
+            self.pending_usage.add(state.customer_id)
+        self.pending_accounts = {a.customer_id for a in self.store.owned_accounts() if a.has_outbox}

@@ -1,0 +1,85 @@
+"""The processor's state, kept in Faust tables keyed by customer (each table's changelog
+partition is the customer's home partition, so a customer's state has one writer):
+``usage-state`` (UsageState), ``usage-seen`` (dedup chunks, one per customer per batch) and
+``account-state`` (AccountState). The in-memory dedup index is derived from the chunks and
+rebuilt after every (re)assignment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from meterline.metering.dedup import Chunk, DedupIndex
+from meterline.metering.usage_state import UsageState
+from meterline.processor.account_state import AccountState
+from meterline.processor.customer import CustomerState
+
+
+class CustomerStore:
+    def __init__(
+        self,
+        states: Any,
+        chunks: Any,
+        accounts: Any,
+        dedup: DedupIndex,
+        home: Callable[[str], int],
+        owned: Callable[[], set[int]],
+    ) -> None:
+        self.states = states
+        self.chunks = chunks
+        self.accounts = accounts
+        self.dedup = dedup
+        self.home = home
+        self.owned = owned
+
+    def load(self, customer: str) -> CustomerState:
+        usage = self.states.get(customer)
+        if usage is None:
+            usage = UsageState(customer_id=customer)
+        return CustomerState(usage, self.accounts.get(customer))
+
+    def usage(self, customer: str) -> UsageState | None:
+        return self.states.get(customer)
+
+    def account(self, customer: str) -> AccountState | None:
+        return self.accounts.get(customer)
+
+    def put_usage(self, state: UsageState) -> None:
+        state.version += 1
+        self.states[state.customer_id] = state
+
+    def put_account(self, account: AccountState) -> None:
+        account.version += 1
+        self.accounts[account.customer_id] = account
+
+    def put_chunk(self, chunk: Chunk) -> None:
+        self.chunks[chunk.key] = chunk.to_dict()
+
+    def drop_chunk(self, key: str) -> None:
+        self.chunks.pop(key, None)
+
+    def owned_usage(self) -> Iterator[UsageState]:
+        """Usage states of the partitions this worker owns. Faust's memory store may still
+        hold customers of partitions another worker now owns; writing them would make a
+        second writer, so only owned customers are ever touched outside an input."""
+        owned = self.owned()
+        for customer, state in self.states.items():
+            if state is not None and self.home(customer) in owned:
+                yield state
+
+    def owned_accounts(self) -> Iterator[AccountState]:
+        owned = self.owned()
+        for customer, account in list(self.accounts.items()):
+            if account is not None and self.home(customer) in owned:
+                yield account
+
+    def rebuild_dedup(self) -> None:
+        """After (re)assignment the table holds the recovered truth; the index in memory may
+        not."""
+        self.dedup.clear()
+        chunks = sorted(
+            (Chunk.from_dict(k, v) for k, v in self.chunks.items() if v is not None),
+            key=lambda c: (c.customer_id, int(c.key.rsplit("#", 1)[1])),
+        )
+        for chunk in chunks:
+            self.dedup.add(chunk)
