@@ -59,3 +59,8 @@ def disable_faust_index(app: faust.App) -> None:
         for prefix, bp in blueprints._enabled  # type: ignore[attr-defined]
         if bp != "faust.web.apps.production_index:blueprint"
     ]
+
+
+def faust_index_enabled(app: faust.App) -> bool:
+    enabled = app.web.blueprints._enabled  # type: ignore[attr-defined]
+    return any(bp == "faust.web.apps.production_index:blueprint" for _, bp in enabled)
