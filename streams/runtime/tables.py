@@ -15,6 +15,7 @@ from faust.serializers import codecs
 
 from meterline.metering.usage_state import UsageState
 from streams.partitioning import home_partition
+from streams.runtime.rocks_store import CustomerRocksStore, is_rocksdb
 
 
 class CustomerTable(faust.Table):
@@ -25,12 +26,31 @@ class CustomerTable(faust.Table):
         value_serializer: str = "json",
         **kwargs: Any,
     ) -> None:
+        # Reads go by key, not by the partition of whatever event is current: a batch mixes
+        # partitions, and a timer has no event (only the RocksDB store looks at this).
+        kwargs.setdefault("use_partitioner", True)
         super().__init__(*args, **kwargs)
         # Faust derives serializers from model types only; ours are named codecs.
         self.key_serializer = key_serializer
         self.value_serializer = value_serializer
 
-    def partition_for_key(self, key: Any) -> int | None:
+    def _new_store_by_url(self, url: Any) -> Any:
+        if not is_rocksdb(url):
+            return super()._new_store_by_url(url)
+        return CustomerRocksStore(
+            url,
+            self.app,
+            self,
+            table_name=self.name,
+            key_type=self.key_type,
+            key_serializer=self.key_serializer,
+            value_serializer=self.value_serializer,
+            value_type=self.value_type,
+            loop=self.loop,
+            options=self.options,
+        )
+
+    def partition_for_key(self, key: Any) -> int:
         customer = str(key).rsplit("#", 1)[0] if "#" in str(key) else str(key)
         return home_partition(customer, self.partitions or self.app.conf.topic_partitions)
 
