@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import re
 import threading
@@ -56,7 +55,6 @@ __all__ = [
     "SinkClosedError",
     "SinkUnavailableError",
     "content_token",
-    "dims_key",
     "is_retryable",
 ]
 
@@ -116,11 +114,6 @@ def is_retryable(exc: BaseException) -> bool:
         return getattr(exc, "code", None) not in PERMANENT_ERROR_CODES
     # Socket-level failures can escape the driver's wrapping.
     return isinstance(exc, (ConnectionError, TimeoutError))
-
-
-def dims_key(dimensions: Mapping[str, str]) -> str:
-    """Canonical JSON of a dimension set, the ``dims_key`` column of usage tables."""
-    return json.dumps(dimensions, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 # ---- row checks ---------------------------------------------------------------------------

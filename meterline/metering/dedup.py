@@ -32,10 +32,6 @@ def chunk_key(customer_id: str, seq: int) -> str:
     return f"{customer_id}#{seq}"
 
 
-def customer_of_chunk_key(key: str) -> str:
-    return key.rsplit("#", 1)[0]
-
-
 @dataclass(slots=True)
 class DedupIndex:
     horizon_ms: int

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.exceptions import ProgrammingError
 
+from meterline.metering.meters import dims_key
 from sinks.client import SharedClient, chdb_path, connect
 from sinks.migrate import load_migrations, migrate, split_statements
 from sinks.query import query_rows, to_json, to_tsv
@@ -23,7 +24,6 @@ from sinks.writer import (
     RowError,
     SinkUnavailableError,
     content_token,
-    dims_key,
 )
 from tests.integration.clickhouse_fixtures import *  # noqa: F403
 from tests.integration.clickhouse_fixtures import reset_schema
