@@ -45,8 +45,10 @@ class PipelineStats:
     rejected: int = 0
     rows_written: int = 0
     last_flush_ms: int = 0
-    # Wall-clock seconds of the first and the latest batch: the benchmark's timing source.
+    # Wall-clock seconds of the first and the latest batch, and of the first batch that counted
+    # an event (after account commands, say): the benchmark's timing source.
     first_batch_at: float = 0.0
+    first_counted_at: float = 0.0
     last_batch_at: float = 0.0
 
 
@@ -122,8 +124,9 @@ class UsagePipeline:
             self._needs_rebuild = False
 
     async def handle_batch(self, events: Sequence[Any]) -> None:
+        batch_started = time.time()
         if not self.stats.first_batch_at:
-            self.stats.first_batch_at = time.time()
+            self.stats.first_batch_at = batch_started
         self._rebuild_if_needed()
         triage = self._triage(events, int(time.time() * 1000))
         processed = []
@@ -142,6 +145,8 @@ class UsagePipeline:
             stats.replayed += s.replayed
             stats.late += s.late
         stats.last_batch_at = time.time()
+        if stats.counted and not stats.first_counted_at:
+            stats.first_counted_at = batch_started
 
     def _triage(self, events: Sequence[Any], now_ms: int) -> Triage:
         triage = Triage()
