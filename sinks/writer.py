@@ -16,11 +16,7 @@ caller meanwhile (back-pressure), giving up only after ``deadline`` seconds when
 Errors that no retry can fix (bad SQL, unknown table, rows ClickHouse cannot parse) are raised
 at once, the batch still pending.
 
-Rows are checked when added, against the table's column types, so that a bad row fails its
-producer instead of wedging the sink later and so that nothing is silently altered on the way
-in: clickhouse-connect truncates a Decimal with more fractional digits than the column's
-scale, stores a naive datetime as *local* time, and cannot mix ``str`` and ``bytes`` in one
-String column.
+Rows are checked when added, against the table's column types (sinks/row_checks.py).
 """
 
 from __future__ import annotations
@@ -28,14 +24,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import re
 import threading
 import time
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from clickhouse_connect.driver.exceptions import (
@@ -47,6 +39,7 @@ from clickhouse_connect.driver.exceptions import (
 )
 
 from sinks.client import AnyClient
+from sinks.row_checks import TYPELESS, RowError, Spec, column_spec
 
 __all__ = [
     "PERMANENT_ERROR_CODES",
@@ -100,10 +93,6 @@ class SinkClosedError(RuntimeError):
     """The writer was closed while a flush was waiting to retry; the rows are still pending."""
 
 
-class RowError(ValueError):
-    """A row that cannot be stored exactly as given; it was not buffered."""
-
-
 def is_retryable(exc: BaseException) -> bool:
     """True when ``exc`` says ClickHouse is unavailable rather than the batch being wrong."""
     if isinstance(exc, OperationalError):
@@ -114,149 +103,6 @@ def is_retryable(exc: BaseException) -> bool:
         return getattr(exc, "code", None) not in PERMANENT_ERROR_CODES
     # Socket-level failures can escape the driver's wrapping.
     return isinstance(exc, (ConnectionError, TimeoutError))
-
-
-# ---- row checks ---------------------------------------------------------------------------
-
-Check = Callable[[Any], None]
-
-
-@dataclass(frozen=True, slots=True)
-class _Spec:
-    """What a column accepts: Python types (None = anything), then an optional value check."""
-
-    type_name: str
-    types: tuple[type, ...] | None
-    nullable: bool = False
-    extra: Check | None = None
-    string: bool = False
-
-
-_DECIMAL_RE = re.compile(r"^Decimal\((\d+)(?:,\s*(\d+))?\)$")
-_DECIMAL_N_RE = re.compile(r"^Decimal(32|64|128|256)\((\d+)\)$")
-_DECIMAL_N_PRECISION = {"32": 9, "64": 18, "128": 38, "256": 76}
-# Quantize in a context wide enough for any Decimal256 value; InvalidOperation = inexact.
-_EXACT = Context(prec=160, traps=[InvalidOperation])
-
-
-def _split_args(args: str) -> list[str]:
-    """Top-level comma split of a type's arguments: 'String, Array(UInt8)' -> 2 parts."""
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(args):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(args[start:i].strip())
-            start = i + 1
-    parts.append(args[start:].strip())
-    return parts
-
-
-def _decimal_extra(precision: int, scale: int) -> Check:
-    quantum = Decimal(1).scaleb(-scale)
-    limit = Decimal(10) ** (precision - scale)
-
-    def check(value: Any) -> None:
-        if type(value) is not Decimal:
-            value = Decimal(value)
-        try:
-            exact = value.quantize(quantum, context=_EXACT) == value
-        except InvalidOperation:
-            exact = False
-        if not exact or not -limit < value < limit:
-            raise RowError(f"{value!r} does not fit Decimal({precision}, {scale}) exactly")
-
-    return check
-
-
-def _aware(value: Any) -> None:
-    if type(value) is not int and value.utcoffset() is None:
-        raise RowError(f"naive datetime {value!r}: give it a tzinfo (UTC)")
-
-
-def _elements(spec: _Spec) -> Check:
-    def check(value: Any) -> None:
-        for v in value:
-            _check_value(spec, v)
-
-    return check
-
-
-def _map_items(key: _Spec, val: _Spec) -> Check:
-    def check(value: Any) -> None:
-        for k, v in value.items():
-            _check_value(key, k)
-            _check_value(val, v)
-
-    return check
-
-
-def _check_value(spec: _Spec, value: Any) -> None:
-    if spec.types is None:
-        return
-    if not isinstance(value, spec.types):
-        if value is None and spec.nullable:
-            return
-        raise RowError(f"{value!r} ({type(value).__name__}) for {spec.type_name}")
-    if spec.extra is not None:
-        spec.extra(value)
-
-
-def _spec(type_name: str) -> _Spec:
-    """The check for a ClickHouse type name, as DESCRIBE TABLE spells it."""
-    inner, nullable = type_name, False
-    while inner.endswith(")") and inner.startswith(("Nullable(", "LowCardinality(")):
-        nullable = nullable or inner.startswith("Nullable(")
-        inner = inner[inner.index("(") + 1 : -1]
-    match = _DECIMAL_N_RE.match(inner) or _DECIMAL_RE.match(inner)
-    if match is not None:
-        if inner[7:8].isdigit():
-            precision, scale = _DECIMAL_N_PRECISION[match.group(1)], int(match.group(2))
-        else:
-            precision, scale = int(match.group(1)), int(match.group(2) or 0)
-        # float is refused on purpose: money is exact or it is wrong.
-        return _Spec(type_name, (Decimal, int), nullable, _decimal_extra(precision, scale))
-    if inner.startswith("DateTime"):
-        # int is raw ticks (epoch seconds, or ms for DateTime64(3)).
-        return _Spec(type_name, (datetime, int), nullable, _aware)
-    if inner.startswith("Date"):
-        return _Spec(type_name, (date,), nullable)
-    if inner == "String" or inner.startswith("FixedString("):
-        return _Spec(type_name, (str, bytes, bytearray), nullable, string=True)
-    if inner.startswith(("Int", "UInt")):
-        return _Spec(type_name, (int,), nullable)
-    if inner.startswith(("Float", "BFloat")):
-        return _Spec(type_name, (float, int), nullable)
-    if inner == "Bool":
-        return _Spec(type_name, (bool, int), nullable)
-    if inner == "UUID":
-        return _Spec(type_name, (uuid.UUID, str), nullable)
-    if inner.startswith("Enum"):
-        return _Spec(type_name, (str, int), nullable)
-    if inner.startswith("Array("):
-        element = _spec(inner[6:-1])
-        return _Spec(type_name, (list, tuple), nullable, _elements(element))
-    if inner.startswith("Map("):
-        key, val = _split_args(inner[4:-1])
-        return _Spec(type_name, (dict,), nullable, _map_items(_spec(key), _spec(val)))
-    # Tuple, JSON, Variant, IP addresses, ...: left to the driver.
-    return _Spec(type_name, None, nullable)
-
-
-# Without the table's types (ClickHouse unreachable when the rows came): refuse what is
-# wrong in any column.
-def _typeless(value: Any) -> None:
-    if isinstance(value, float):
-        raise RowError(f"float {value!r}: money and quantities must be Decimal")
-    if isinstance(value, datetime) and value.utcoffset() is None:
-        raise RowError(f"naive datetime {value!r}: give it a tzinfo (UTC)")
-    if isinstance(value, Decimal) and not value.is_finite():
-        raise RowError(f"{value!r} is not a finite Decimal")
-
-
-_TYPELESS = _Spec("any column", (object,), True, _typeless)
 
 
 # ---- content hash -------------------------------------------------------------------------
@@ -344,7 +190,7 @@ class ClickHouseWriter:
         self._sealing = 0
         # table -> column -> ClickHouse type name, from one DESCRIBE per table.
         self._types: dict[str, dict[str, str]] = {}
-        self._specs: dict[str, dict[str, _Spec]] = {}
+        self._specs: dict[str, dict[str, Spec]] = {}
 
     # ---- buffering ----------------------------------------------------------------------
 
@@ -404,13 +250,13 @@ class ClickHouseWriter:
                 + self._sealing
             )
 
-    def _column_specs(self, table: str, cols: tuple[str, ...]) -> list[_Spec]:
+    def _column_specs(self, table: str, cols: tuple[str, ...]) -> list[Spec]:
         specs = self._specs.get(table)
         if specs is None:
             types = self._describe(table)
             if types is None:
-                return [_TYPELESS] * len(cols)
-            specs = self._specs[table] = {name: _spec(t) for name, t in types.items()}
+                return [TYPELESS] * len(cols)
+            specs = self._specs[table] = {name: column_spec(t) for name, t in types.items()}
         missing = [c for c in cols if c not in specs]
         if missing:
             raise RowError(f"{table} has no column(s) {', '.join(missing)}")
