@@ -31,6 +31,7 @@ from schemas.names import (
     USAGE_EVENT_BATCH,
     full_name,
 )
+from schemas.prepare import prepare
 from schemas.registry import (
     SchemaRegistry,
     UnknownSchema,
@@ -49,7 +50,6 @@ from schemas.validate import (
     each_lenient,
     json_event_list,
     json_events,
-    prepare,
     to_json_bytes,
     token_event,
     usage_event,

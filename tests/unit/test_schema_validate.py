@@ -8,10 +8,9 @@ from typing import Any
 import pytest
 from fastavro import parse_schema
 
+from schemas.prepare import default_value, prepare
 from schemas.validate import (
     DecodeError,
-    default_value,
-    prepare,
     show,
     to_count,
     to_decimal,
