@@ -50,6 +50,10 @@ class PipelineStats:
     first_batch_at: float = 0.0
     first_counted_at: float = 0.0
     last_batch_at: float = 0.0
+    # Where batch time goes: decoding, triage and the processor; then the checkpoint, most
+    # of which is waiting for ClickHouse and the producer.
+    process_seconds: float = 0.0
+    checkpoint_seconds: float = 0.0
 
 
 class UsagePipeline:
@@ -133,8 +137,11 @@ class UsagePipeline:
         for customer, items in triage.by_customer.items():
             state = self.store.load(customer)
             processed.append(Processed(state, self.processor.process(state, items)))
+        processed_at = time.time()
         await self.checkpoint.commit_batch(triage, processed)
         stats = self.stats
+        stats.process_seconds += processed_at - batch_started
+        stats.checkpoint_seconds += time.time() - processed_at
         stats.events_in += triage.events_in
         stats.forwarded = self.outputs.forwarded
         stats.rejected = self.checkpoint.rejected
