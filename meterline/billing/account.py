@@ -17,6 +17,14 @@ Balances: alerts and the top-up decision look at the whole spendable balance, sc
 included (a customer with only image credits left is not "out of credits"); what usage no grant
 may pay for becomes overage on the invoice.
 
+Bounded state: the account keeps only what can still change (retention.py); settled history is
+in ClickHouse through the effects that made it. An input that names something forgotten gets a
+documented answer (README.md, "What state keeps and why"). The window is
+``payment_retention_ms`` (a constructor and ``from_dict`` argument, default 120 days).
+
+Layout: the fields and the state format are in account_data.py, time passing (period close,
+expiry, alerts, retention) in closing.py, and the inputs here.
+
 Not modelled (yet): proration when a plan changes or an account starts mid-period (a new plan's
 fee and recurring credits apply from the next period; its rate card from the next event), and
 dunning of unpaid invoices (a failed invoice payment raises an alert).
@@ -24,60 +32,40 @@ dunning of unpaid invoices (a failed invoice payment raises an alert).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import replace
 from decimal import Decimal, DecimalException
-from typing import Any
 
+from meterline.billing.account_data import DAY_MS, DEFAULT_EXPIRY_NOTICE_MS
 from meterline.billing.catalog import Category, Plan
-from meterline.billing.credits import Wallet, check_grant
-from meterline.billing.effects import Effects, alert
-from meterline.billing.invoice import Invoice, MeterCharge, build_invoice, invoice_id
-from meterline.billing.money import ZERO, exact, opt_str, to_decimal
+from meterline.billing.closing import ClosingAccount
+from meterline.billing.credits import check_grant
+from meterline.billing.effects import Effects
+from meterline.billing.invoice import build_invoice, invoice_id
+from meterline.billing.money import ZERO, exact
 from meterline.billing.payments import (
     PaymentContext,
     PaymentOutcome,
-    PaymentRecord,
     apply_payment,
     check_payment,
 )
-from meterline.billing.periods import BillingAnchor, Period, next_period, period_at
-from meterline.billing.pricing import display_unit_price, marginal_cost
+from meterline.billing.periods import BillingAnchor, next_period, period_at
+from meterline.billing.pricing import marginal_cost
 from meterline.billing.pricing import price as period_price
 from meterline.billing.topup import AutoTopup, TopupPolicy
 from meterline.billing.usage import MeterPeriod, Reading
 
-DAY_MS = 86_400_000
-DEFAULT_EXPIRY_NOTICE_MS = 3 * DAY_MS
+__all__ = ["DAY_MS", "DEFAULT_EXPIRY_NOTICE_MS", "Account"]
 
 
 def _rejected(reason: str) -> Effects:
     return Effects(errors=[reason], status="rejected")
 
 
-@dataclass(slots=True)
-class Account:
-    customer_id: str
-    plan: Plan | None = None
-    anchor: BillingAnchor | None = None
-    period: Period | None = None
-    clock: int | None = None
-    wallet: Wallet = field(init=False)
-    topup: AutoTopup | None = None
-    usage: dict[str, MeterPeriod] = field(default_factory=dict)
-    invoices: dict[str, Invoice] = field(default_factory=dict)
-    payments: dict[str, PaymentRecord] = field(default_factory=dict)
-    advance_billed: list[int] = field(default_factory=list)  # period starts
-    owed: Decimal = ZERO  # refund debts, billed on the next period invoice
-    period_fee: Decimal = ZERO  # the fee of the plan in force when the open period began
-    low_balance_threshold: Decimal | None = None
-    expiry_notice_ms: int | None = DEFAULT_EXPIRY_NOTICE_MS
-    low_alerted: bool = False
-    exhausted_alerted: bool = False
-    expiring_alerted: list[str] = field(default_factory=list)
+class Account(ClosingAccount):
+    """One customer's billing (see the module doc)."""
 
-    def __post_init__(self) -> None:
-        self.wallet = Wallet(self.customer_id)
+    __slots__ = ()
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -146,8 +134,17 @@ class Account:
     ) -> Effects:
         if self.plan is None:
             return _rejected("grant for a customer with no plan")
-        if grant_id in self.wallet.grants:
+        if self.wallet.knows(grant_id):
             return Effects(status="duplicate")
+        retention = self.payment_retention_ms
+        if retention is not None and self.clock is not None and at < self.clock - retention:
+            # Ids of dropped grants are remembered for the window after they were granted: a
+            # command older than that may repeat a grant already forgotten, so it is refused
+            # rather than risk granting twice. Sent again with a current time, it is applied.
+            return _rejected(
+                f"grant {grant_id}: command at {at} is older than the account's"
+                f" {retention / DAY_MS:g}-day retention window"
+            )
         now = at if self.clock is None else max(self.clock, at)  # what _advance will make it
         try:
             check_grant(
@@ -176,11 +173,12 @@ class Account:
 
     @exact
     def void(self, grant_id: str, at: int) -> Effects:
-        if grant_id not in self.wallet.grants:
+        if not self.wallet.knows(grant_id):
             return _rejected(f"void of unknown grant {grant_id}")
         fx = Effects()
         now = self._advance(at, fx)
-        fx.entries += self.wallet.void(grant_id, now, ref=f"void:{grant_id}")
+        if grant_id in self.wallet.grants:  # one dropped meanwhile had nothing left to void
+            fx.entries += self.wallet.void(grant_id, now, ref=f"void:{grant_id}")
         self._after_change(now, f"void:{grant_id}", fx, usage=False)
         return fx
 
@@ -346,185 +344,6 @@ class Account:
             self.topup,
             self.invoices,
             self.payments,
+            self.forgotten_until,
+            self.payment_retention_ms,
         )
-
-    @exact
-    def tick(self, now: int) -> Effects:
-        """Let time pass with no input: closes periods, expires grants, sends due retries."""
-        fx = Effects()
-        if self.plan is None:
-            return fx
-        at = self._advance(now, fx)
-        self._after_change(at, f"tick:{at}", fx, usage=False)
-        return fx
-
-    def _advance(self, at: int, fx: Effects) -> int:
-        self.clock = at if self.clock is None else max(self.clock, at)
-        now = self.clock
-        while self.period is not None and now >= self.period.end:
-            self._close_period(fx)
-        fx.entries += self.wallet.expire(now)
-        self._expiring_alerts(now, fx)
-        return now
-
-    def preview_invoice(self) -> Invoice | None:
-        """The open period's invoice as it would be issued if the period closed now; changes
-        nothing (it closes a copy)."""
-        if self.plan is None or self.period is None:
-            return None
-        copy = Account.from_dict(self.to_dict())
-        fx = Effects()
-        copy._close_period(fx)
-        return fx.invoices[0] if fx.invoices else None
-
-    def _close_period(self, fx: Effects) -> None:
-        assert self.plan is not None and self.anchor is not None and self.period is not None
-        period, end = self.period, self.period.end
-        fx.entries += self.wallet.expire(end)
-        charges = []
-        for meter, u in self.usage.items():
-            entry = self.plan.entry(meter)
-            model = entry.model if entry is not None else None
-            price = display_unit_price(model) if model is not None else None
-            charges.append(MeterCharge(meter, u.quantity, u.amount, u.credits, price))
-        fee = None if period.start in self.advance_billed else self.period_fee
-        inv = build_invoice(
-            self.customer_id,
-            self.plan.currency,
-            period,
-            end,
-            fee=fee,
-            charges=charges,
-            adjustment=self.owed,
-        )
-        self.owed = ZERO
-        self.invoices[inv.invoice_id] = inv
-        fx.invoices.append(inv)
-        self.usage = {}
-        self.period = next_period(self.anchor, period)
-        self.advance_billed = [s for s in self.advance_billed if s >= self.period.start]
-        if self.topup is not None:
-            self.topup.new_period()
-        self._open_period(self.period.start, fx)
-
-    def _open_period(self, at: int, fx: Effects) -> None:
-        """Fix the open period's fee and grant its recurring credits, from the current plan."""
-        assert self.plan is not None and self.period is not None
-        p = self.period
-        self.period_fee = self.plan.fee
-        for i, credit in enumerate(self.plan.recurring_credits):
-            fx.entries += self.wallet.grant(
-                f"plan:{self.customer_id}:{p.start}:{i}",
-                credit.amount,
-                at,
-                priority=credit.priority,
-                effective_at=p.start,
-                expires_at=p.end,
-                scope=credit.scope,
-                category=credit.category,
-                ref=f"period:{p.start}",
-            )
-
-    def _expiring_alerts(self, now: int, fx: Effects) -> None:
-        grants = self.wallet.grants
-        self.expiring_alerted = [
-            g for g in self.expiring_alerted if g in grants and grants[g].status == "active"
-        ]
-        if self.expiry_notice_ms is None:
-            return
-        for g in grants.values():
-            if (
-                g.status == "active"
-                and g.remaining > 0
-                and g.expires_at is not None
-                and g.expires_at - self.expiry_notice_ms <= now < g.expires_at
-                and g.grant_id not in self.expiring_alerted
-            ):
-                self.expiring_alerted.append(g.grant_id)
-                fx.alerts.append(
-                    alert(
-                        self.customer_id,
-                        "grant_expiring",
-                        now,
-                        g.grant_id,
-                        expires_at=str(g.expires_at),
-                        remaining=str(g.remaining),
-                    )
-                )
-
-    def _after_change(self, now: int, ref: str, fx: Effects, *, usage: bool) -> None:
-        balance = self.wallet.balance(now)
-        threshold = self.low_balance_threshold
-        if threshold is not None and balance < threshold:
-            if not self.low_alerted:
-                self.low_alerted = True
-                fx.alerts.append(
-                    alert(
-                        self.customer_id,
-                        "balance_low",
-                        now,
-                        ref,
-                        balance=str(balance),
-                        threshold=str(threshold),
-                    )
-                )
-        else:
-            self.low_alerted = False
-        if balance <= 0:
-            # Only usage exhausts a balance; an account merely created empty is not news.
-            if usage and not self.exhausted_alerted:
-                self.exhausted_alerted = True
-                fx.alerts.append(alert(self.customer_id, "balance_exhausted", now, ref))
-        else:
-            self.exhausted_alerted = False
-        if self.topup is not None and (request := self.topup.decide(balance, now)):
-            fx.topups.append(request)
-
-    # -- state -----------------------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "customer_id": self.customer_id,
-            "plan": None if self.plan is None else self.plan.to_dict(),
-            "anchor": None if self.anchor is None else self.anchor.to_dict(),
-            "period": None if self.period is None else self.period.to_dict(),
-            "clock": self.clock,
-            "wallet": self.wallet.to_dict(),
-            "topup": None if self.topup is None else self.topup.to_dict(),
-            "usage": {m: u.to_dict() for m, u in sorted(self.usage.items())},
-            "invoices": [inv.to_dict() for inv in self.invoices.values()],
-            "payments": [p.to_dict() for p in self.payments.values()],
-            "advance_billed": list(self.advance_billed),
-            "owed": str(self.owed),
-            "period_fee": str(self.period_fee),
-            "low_balance_threshold": opt_str(self.low_balance_threshold),
-            "expiry_notice_ms": self.expiry_notice_ms,
-            "low_alerted": self.low_alerted,
-            "exhausted_alerted": self.exhausted_alerted,
-            "expiring_alerted": list(self.expiring_alerted),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Account:
-        acc = cls(data["customer_id"])
-        acc.plan = None if data["plan"] is None else Plan.from_dict(data["plan"])
-        acc.anchor = None if data["anchor"] is None else BillingAnchor.from_dict(data["anchor"])
-        acc.period = None if data["period"] is None else Period.from_dict(data["period"])
-        acc.clock = data["clock"]
-        acc.wallet = Wallet.from_dict(data["wallet"])
-        acc.topup = None if data["topup"] is None else AutoTopup.from_dict(data["topup"])
-        acc.usage = {m: MeterPeriod.from_dict(u) for m, u in data["usage"].items()}
-        invoices = (Invoice.from_dict(i) for i in data["invoices"])
-        acc.invoices = {i.invoice_id: i for i in invoices}
-        records = (PaymentRecord.from_dict(p) for p in data["payments"])
-        acc.payments = {p.payment_id: p for p in records}
-        acc.advance_billed = [int(s) for s in data["advance_billed"]]
-        acc.owed = to_decimal(data["owed"])
-        acc.period_fee = to_decimal(data["period_fee"])
-        threshold = data["low_balance_threshold"]
-        acc.low_balance_threshold = None if threshold is None else to_decimal(threshold)
-        acc.expiry_notice_ms = data["expiry_notice_ms"]
-        acc.low_alerted = bool(data["low_alerted"])
-        acc.exhausted_alerted = bool(data["exhausted_alerted"])
-        acc.expiring_alerted = list(data["expiring_alerted"])
-        return acc

@@ -18,102 +18,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from meterline.billing.catalog import Category, check_category
+from meterline.billing.grants import Grant, GrantIndex, GrantStatus, UnknownGrant, check_grant
 from meterline.billing.ledger import ENTRY_KINDS, EntryKind, LedgerEntry
 from meterline.billing.money import ZERO, exact, to_decimal
 
-GrantStatus = Literal["active", "expired", "voided", "reversed"]
-
-
-class UnknownGrant(KeyError):
-    pass
-
-
-@dataclass(slots=True)
-class Grant:
-    grant_id: str
-    amount: Decimal
-    remaining: Decimal
-    priority: int
-    effective_at: int
-    expires_at: int | None
-    scope: frozenset[str]
-    category: Category
-    created_seq: int
-    status: GrantStatus = "active"
-    spent: Decimal = ZERO  # net of debits and rebates; what a refund can claw back
-    reversed: Decimal = ZERO  # unspent credits taken back by refunds
-    clawed: Decimal = ZERO  # spent credits a refund turned into money owed
-
-    def covers(self, meter: str | None, product: str | None) -> bool:
-        if meter is None or not self.scope:
-            return True
-        return meter in self.scope or (product is not None and product in self.scope)
-
-    def usable(self, at: int, meter: str | None, product: str | None) -> bool:
-        return (
-            self.status == "active"
-            and self.remaining > 0
-            and self.effective_at <= at
-            and (self.expires_at is None or at < self.expires_at)
-            and self.covers(meter, product)
-        )
-
-    def burn_key(self) -> tuple[int, bool, int, int]:
-        return (
-            self.priority,
-            self.expires_at is None,
-            self.expires_at or 0,
-            self.created_seq,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "grant_id": self.grant_id,
-            "amount": str(self.amount),
-            "remaining": str(self.remaining),
-            "priority": self.priority,
-            "effective_at": self.effective_at,
-            "expires_at": self.expires_at,
-            "scope": sorted(self.scope),
-            "category": self.category,
-            "created_seq": self.created_seq,
-            "status": self.status,
-            "spent": str(self.spent),
-            "reversed": str(self.reversed),
-            "clawed": str(self.clawed),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Grant:
-        return cls(
-            data["grant_id"],
-            to_decimal(data["amount"]),
-            to_decimal(data["remaining"]),
-            int(data["priority"]),
-            int(data["effective_at"]),
-            None if data["expires_at"] is None else int(data["expires_at"]),
-            frozenset(data["scope"]),
-            check_category(data["category"]),
-            int(data["created_seq"]),
-            data["status"],
-            to_decimal(data["spent"]),
-            to_decimal(data["reversed"]),
-            to_decimal(data["clawed"]),
-        )
-
-
-def check_grant(
-    grant_id: str, amount: Decimal, effective_at: int, expires_at: int | None, category: str
-) -> None:
-    """Raise ValueError for a grant that cannot be made."""
-    if amount <= 0:
-        raise ValueError(f"grant {grant_id}: amount must be positive")
-    if expires_at is not None and expires_at <= effective_at:
-        raise ValueError(f"grant {grant_id}: expires_at must be after effective_at")
-    check_category(category)
+__all__ = [
+    "BurnResult",
+    "Grant",
+    "GrantStatus",
+    "ReversalResult",
+    "UnknownGrant",
+    "Wallet",
+    "check_grant",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +58,12 @@ class ReversalResult:
 class Wallet:
     """One customer's grants. Entries are returned to the caller to publish, not kept: a Faust
     table value that grew with every debit would make each changelog write ever larger. ``totals``
-    (signed sum per entry kind) and ``balance`` are kept for reconciliation instead."""
+    (signed sum per entry kind) and ``balance`` are kept for reconciliation instead.
+
+    ``grants`` holds the grants the account still needs (retention.py decides; a grant is only
+    ever dropped with nothing left, so the balance is still the sum of what is held). The ids of
+    dropped grants stay in ``retired`` (id → when it was granted) while a duplicate of the
+    command that made them could still arrive: ``knows`` answers for both."""
 
     customer_id: str
     grants: dict[str, Grant] = field(default_factory=dict)
@@ -146,20 +71,36 @@ class Wallet:
     grant_seq: int = 0
     balance_total: Decimal = ZERO
     totals: dict[str, Decimal] = field(default_factory=dict)
+    retired: dict[str, int] = field(default_factory=dict)
+    _index: GrantIndex = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._index = GrantIndex()
+        for g in self.grants.values():
+            self._index.sync(g)
 
     # -- queries -------------------------------------------------------------------------
+
+    def knows(self, grant_id: str) -> bool:
+        return grant_id in self.grants or grant_id in self.retired
 
     def applicable(
         self, at: int, meter: str | None = None, product: str | None = None
     ) -> list[Grant]:
         """Grants that could pay at ``at``, in burn order."""
-        usable = (g for g in self.grants.values() if g.usable(at, meter, product))
-        return sorted(usable, key=Grant.burn_key)
+        grants = self.grants
+        return [
+            g for gid in self._index.burn_order() if (g := grants[gid]).usable(at, meter, product)
+        ]
 
     @exact
     def balance(self, at: int, meter: str | None = None, product: str | None = None) -> Decimal:
         """Credits spendable at ``at`` (on ``meter`` when given), exact."""
         return sum((g.remaining for g in self.applicable(at, meter, product)), ZERO)
+
+    def expiring_until(self, at: int) -> list[Grant]:
+        """Active grants expiring at or before ``at``, earliest first."""
+        return [self.grants[gid] for gid in self._index.expiring_until(at)]
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -197,7 +138,7 @@ class Wallet:
         ref: str = "",
     ) -> list[LedgerEntry]:
         """Add a grant; a grant_id already known changes nothing (replays, duplicate commands)."""
-        if grant_id in self.grants:
+        if self.knows(grant_id):
             return []
         effective = at if effective_at is None else effective_at
         check_grant(grant_id, amount, effective, expires_at, category)
@@ -212,8 +153,10 @@ class Wallet:
             frozenset(scope),
             check_category(category),
             self.grant_seq,
+            granted_at=at,
         )
         self.grants[grant_id] = g
+        self._index.sync(g)
         return [self._write(kind, g, amount, at, ref or grant_id)]
 
     @exact
@@ -232,6 +175,7 @@ class Wallet:
             g.remaining -= take
             g.spent += take
             left -= take
+            self._index.sync(g)
             entries.append(self._write("debit", g, -take, at, ref))
         return BurnResult(entries, amount - left, left)
 
@@ -260,6 +204,7 @@ class Wallet:
             g.remaining += give
             g.spent -= give
             left -= give
+            self._index.sync(g)
             entries.append(self._write("rebate", g, give, at, ref))
         return entries, amount - left
 
@@ -267,27 +212,27 @@ class Wallet:
     def expire(self, at: int) -> list[LedgerEntry]:
         """Close every grant whose expiry is at or before ``at``; its remaining is written off."""
         entries: list[LedgerEntry] = []
-        due = [
-            g
-            for g in self.grants.values()
-            if g.status == "active" and g.expires_at is not None and g.expires_at <= at
-        ]
-        for g in sorted(due, key=lambda g: (g.expires_at, g.created_seq)):
+        for g in self.expiring_until(at):
             g.status = "expired"
             if g.remaining > 0:
                 lost, g.remaining = g.remaining, ZERO
                 entries.append(self._write("expiry", g, -lost, at, f"expired:{g.expires_at}"))
+            self._index.sync(g)
         return entries
 
     @exact
     def void(self, grant_id: str, at: int, ref: str = "") -> list[LedgerEntry]:
-        """Cancel a grant's unspent remaining. Voiding a closed grant changes nothing."""
+        """Cancel a grant's unspent remaining. Voiding a closed (or retired) grant changes
+        nothing."""
         g = self.grants.get(grant_id)
         if g is None:
+            if grant_id in self.retired:
+                return []
             raise UnknownGrant(grant_id)
         if g.status != "active":
             return []
         g.status = "voided"
+        self._index.sync(g)
         if g.remaining == 0:
             return []
         lost, g.remaining = g.remaining, ZERO
@@ -317,30 +262,61 @@ class Wallet:
         g.clawed += owed
         if g.status == "active" and g.reversed + g.clawed >= g.amount:
             g.status = "reversed"
+        self._index.sync(g)
         return ReversalResult(entries, taken, owed)
+
+    # -- retention -------------------------------------------------------------------------
+
+    def forget(self, grant_id: str, at: int, horizon: int) -> None:
+        """Drop a grant with nothing left. Its id is remembered while it was granted at or after
+        ``horizon`` (when its grant time is unknown, from ``at`` on)."""
+        g = self.grants[grant_id]
+        if g.remaining != 0:
+            raise ValueError(f"grant {grant_id} still holds {g.remaining}")
+        del self.grants[grant_id]
+        self._index.discard(grant_id)
+        since = g.granted_at if g.granted_at is not None else at
+        if since >= horizon:
+            self.retired[grant_id] = since
+
+    def forget_retired(self, horizon: int) -> None:
+        """Forget the ids of dropped grants granted before ``horizon``."""
+        for grant_id in [r for r, since in self.retired.items() if since < horizon]:
+            del self.retired[grant_id]
 
     # -- state -----------------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, *, grants: bool = True) -> dict[str, Any]:
+        """``grants=False``: the wallet without its grants, for a caller that writes them in its
+        own form (state.py) and gives them back to ``from_dict`` as ``extra``."""
+        out: dict[str, Any] = {
             "customer_id": self.customer_id,
-            "grants": [g.to_dict() for g in self.grants.values()],
+            "grants": [g.to_dict() for g in self.grants.values()] if grants else [],
             "seq": self.seq,
             "grant_seq": self.grant_seq,
             "balance_total": str(self.balance_total),
             "totals": {k: str(v) for k, v in sorted(self.totals.items())},
         }
+        if self.retired:
+            out["retired"] = dict(sorted(self.retired.items()))
+        return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Wallet:
+    def from_dict(cls, data: Mapping[str, Any], extra: Iterable[Grant] = ()) -> Wallet:
+        """``extra``: grants stored elsewhere in the account state (state.py keeps paid top-up
+        grants with their payments); the wallet holds them all in creation order."""
         totals = {k: to_decimal(v) for k, v in data.get("totals", {}).items()}
         if any(k not in ENTRY_KINDS for k in totals):
             raise ValueError("unknown ledger kind in wallet totals")
+        grants = [Grant.from_dict(g) for g in data.get("grants", ())]
+        grants += extra
+        grants.sort(key=lambda g: g.created_seq)
         return cls(
             data["customer_id"],
-            {g["grant_id"]: Grant.from_dict(g) for g in data.get("grants", ())},
+            {g.grant_id: g for g in grants},
             int(data.get("seq", 0)),
             int(data.get("grant_seq", 0)),
             to_decimal(data.get("balance_total", "0")),
             totals,
+            {k: int(v) for k, v in data.get("retired", {}).items()},
         )

@@ -23,6 +23,17 @@ What each status does:
 
 An outcome for a payment we do not know (no such top-up request or invoice), in another currency,
 or a refund of a payment that never succeeded is ``rejected``: the caller sends it to the DLQ.
+
+Retention (retention.py): a payment's record is kept while an outcome for it may still come: for
+the retention window after the last outcome applied to it (``last_at``), and as long as the
+request or invoice it pays is kept. So an unknown payment id naming a kept request or invoice is a
+new payment. Once records are dropped, the greatest ``last_at`` dropped is kept as
+``forgotten_until``; an outcome naming a request or invoice the account issued but no longer
+keeps, that occurred at or before it, is answered ``duplicate``: it is a re-delivery of an outcome
+already applied (and already in the ``payments`` table), or news older than the window, which the
+account could no longer apply faithfully. Later news of a forgotten payment (a refund after the
+window) finds neither record nor target: it is rejected with a reason that says so, for finance
+to handle by hand.
 """
 
 from __future__ import annotations
@@ -105,6 +116,9 @@ class PaymentRecord:
     captured: Decimal = ZERO
     refunded: Decimal = ZERO
     grant_id: str | None = None
+    # Account clock when the last outcome was applied: the retention window counts from here.
+    # None only in a state written before it was kept (state.py fills it in on load).
+    last_at: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -115,10 +129,12 @@ class PaymentRecord:
             "captured": str(self.captured),
             "refunded": str(self.refunded),
             "grant_id": self.grant_id,
+            "last_at": self.last_at,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PaymentRecord:
+        last_at = data.get("last_at")
         return cls(
             data["payment_id"],
             data["pays_kind"],
@@ -127,6 +143,7 @@ class PaymentRecord:
             to_decimal(data["captured"]),
             to_decimal(data["refunded"]),
             data.get("grant_id"),
+            None if last_at is None else int(last_at),
         )
 
 
@@ -148,6 +165,27 @@ class PaymentContext:
     topup: AutoTopup | None
     invoices: dict[str, Invoice]
     records: dict[str, PaymentRecord]
+    forgotten_until: int | None = None  # see the module doc
+    retention_ms: int | None = None  # only to say why an outcome is refused
+
+
+def _may_be_forgotten(o: PaymentOutcome, ctx: PaymentContext) -> bool:
+    """An outcome of a payment the account may have dropped: for a request or an invoice the
+    account issued and no longer keeps (a kept one keeps all its payments, so an unknown id
+    for it is a new payment), that occurred no later than the newest payment dropped."""
+    if ctx.forgotten_until is None or o.occurred_at > ctx.forgotten_until:
+        return False
+    if o.pays_kind == "invoice":
+        return o.pays_id not in ctx.invoices and o.pays_id.startswith(f"inv:{ctx.customer_id}:")
+    topup = ctx.topup
+    return topup is not None and not topup.knows(o.pays_id) and topup.issued(o.pays_id)
+
+
+def _forgotten(ctx: PaymentContext, what: str) -> str:
+    """The other possible reason, once the account has forgotten payments: it was one of them."""
+    if ctx.retention_ms is None or ctx.forgotten_until is None:
+        return ""
+    return f" (or {what} more than {ctx.retention_ms / 86_400_000:g} days ago, now forgotten)"
 
 
 def check_payment(o: PaymentOutcome, ctx: PaymentContext) -> PaymentResult | None:
@@ -157,22 +195,29 @@ def check_payment(o: PaymentOutcome, ctx: PaymentContext) -> PaymentResult | Non
     if o.currency != ctx.currency:
         return PaymentResult("rejected", f"payment in {o.currency}, account bills {ctx.currency}")
     rec = ctx.records.get(o.payment_id)
+    if rec is None and _may_be_forgotten(o, ctx):
+        return PaymentResult("duplicate", "outside the retention window")
     if rec is not None and (rec.pays_kind, rec.pays_id) != (o.pays_kind, o.pays_id):
         return PaymentResult(
             "rejected", f"payment {o.payment_id} already pays {rec.pays_kind} {rec.pays_id}"
         )
     if o.status == "refunded":
         if rec is None or "succeeded" not in rec.statuses:
-            return PaymentResult("rejected", f"refund of {o.payment_id}, which never succeeded")
+            why = _forgotten(ctx, "last paid or refunded") if rec is None else ""
+            return PaymentResult(
+                "rejected", f"refund of {o.payment_id}, which never succeeded{why}"
+            )
         if min(o.amount, rec.captured) <= rec.refunded:
             return PaymentResult("duplicate")
     elif rec is not None and o.status in rec.statuses:
         return PaymentResult("duplicate")
     if rec is None:
         if o.pays_kind == "topup" and (ctx.topup is None or not ctx.topup.knows(o.pays_id)):
-            return PaymentResult("rejected", f"unknown top-up request {o.pays_id}")
+            why = _forgotten(ctx, "closed")
+            return PaymentResult("rejected", f"unknown top-up request {o.pays_id}{why}")
         if o.pays_kind == "invoice" and o.pays_id not in ctx.invoices:
-            return PaymentResult("rejected", f"unknown invoice {o.pays_id}")
+            why = _forgotten(ctx, "settled")
+            return PaymentResult("rejected", f"unknown invoice {o.pays_id}{why}")
     if o.status == "succeeded" and o.amount <= 0:
         return PaymentResult("rejected", f"payment {o.payment_id} succeeded with no amount")
     return None
@@ -192,6 +237,7 @@ def apply_payment(o: PaymentOutcome, ctx: PaymentContext, fx: Effects) -> Paymen
         result = _apply_invoice(o, rec, ctx, fx)
     if o.status not in rec.statuses:
         rec.statuses.append(o.status)
+    rec.last_at = ctx.now
     fx.payments.append(o)
     return result
 

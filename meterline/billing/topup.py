@@ -19,6 +19,10 @@ with a new id: the declined one is final at the processor.
 
 Request ids are ``f"topup:{customer_id}:{n}"`` with ``n`` counting this customer's requests, so a
 replay of the same input asks for the same ids and the processor's idempotency key dedups them.
+
+``requests`` keeps the pending request and closed ones a payment the account still retains refers
+to (``forget_closed``, called by retention.py): an outcome can only name a request through a
+payment, and a closed request with no retained payment can get no new outcome in the window.
 """
 
 from __future__ import annotations
@@ -173,6 +177,17 @@ class AutoTopup:
     def knows(self, request_id: str) -> bool:
         return request_id in self.requests
 
+    def issued(self, request_id: str) -> bool:
+        """Whether this account ever asked for ``request_id``, kept or since forgotten."""
+        prefix = f"topup:{self.customer_id}:"
+        tail = request_id[len(prefix) :]
+        return (
+            request_id.startswith(prefix)
+            and tail.isascii()
+            and tail.isdigit()
+            and 1 <= int(tail) <= self.n
+        )
+
     def _close(self, request_id: str, status: RequestStatus) -> bool:
         """Record a final status; False when the request was already final (a stale outcome)."""
         if self.requests.get(request_id) != "pending":
@@ -216,6 +231,13 @@ class AutoTopup:
             return "stale"
         self.not_before = at + self.policy.cooldown_ms
         return "applied"
+
+    def forget_closed(self, keep: set[str]) -> None:
+        """Drop closed requests not in ``keep``; the pending one always stays."""
+        for request_id in [
+            r for r, status in self.requests.items() if status != "pending" and r not in keep
+        ]:
+            del self.requests[request_id]
 
     def new_period(self) -> None:
         self.succeeded_in_period = 0

@@ -119,7 +119,10 @@ def apply(account: Account, op: tuple, n: int) -> tuple[Effects, PaymentOutcome 
             f"g{n}", amount, now, priority=prio, expires_at=expires, scope=scope
         ), None
     if kind == "void":
-        ids = sorted(account.wallet.grants)
+        # Grants the account still holds or remembers (retention drops spent ones).
+        ids = sorted({*account.wallet.grants, *account.wallet.retired})
+        if not ids:
+            return Effects(), None
         return account.void(ids[op[1] % len(ids)], now), None
     if kind == "tick":
         return account.tick(now + op[1]), None

@@ -1,0 +1,123 @@
+"""Time passing on an account: period close and open, grant expiry, alerts, the top-up decision
+after every change, and the retention pass (retention.py).
+
+``_advance`` is the one place the clock moves. It runs before any input is applied, so the input
+sees the period, grants and retained state of its own time.
+"""
+
+from __future__ import annotations
+
+from meterline.billing.account_data import AccountData
+from meterline.billing.effects import Effects
+from meterline.billing.invoice import Invoice, MeterCharge, build_invoice
+from meterline.billing.money import ZERO, exact
+from meterline.billing.periods import next_period
+from meterline.billing.pricing import display_unit_price
+from meterline.billing.retention import Holdings, prune, prune_every
+
+
+class ClosingAccount(AccountData):
+    __slots__ = ()
+
+    @exact
+    def tick(self, now: int) -> Effects:
+        """Let time pass with no input: closes periods, expires grants, sends due retries."""
+        fx = Effects()
+        if self.plan is None:
+            return fx
+        at = self._advance(now, fx)
+        self._after_change(at, f"tick:{at}", fx, usage=False)
+        return fx
+
+    def _advance(self, at: int, fx: Effects) -> int:
+        self.clock = at if self.clock is None else max(self.clock, at)
+        now = self.clock
+        closed = False
+        while self.period is not None and now >= self.period.end:
+            self._close_period(fx)
+            closed = True
+        fx.entries += self.wallet.expire(now)
+        fx.alerts += self.expiry_notices.check(
+            self.wallet, self.customer_id, self.expiry_notice_ms, now
+        )
+        if (
+            self.payment_retention_ms is not None
+            and self.period is not None
+            and (closed or self.next_prune_at is None or now >= self.next_prune_at)
+        ):
+            self._prune(now, self.payment_retention_ms)
+        return now
+
+    def _prune(self, now: int, retention_ms: int) -> None:
+        assert self.period is not None
+        holdings = Holdings(
+            self.wallet, self.payments, self.topup, self.invoices, self.usage, self.period.start
+        )
+        self.forgotten_until = prune(holdings, now, retention_ms, self.forgotten_until)
+        self.next_prune_at = now + prune_every(retention_ms)
+
+    def preview_invoice(self) -> Invoice | None:
+        """The open period's invoice as it would be issued if the period closed now; changes
+        nothing (it closes a copy)."""
+        if self.plan is None or self.period is None:
+            return None
+        copy = self.from_dict(self.to_dict(), payment_retention_ms=self.payment_retention_ms)
+        fx = Effects()
+        copy._close_period(fx)
+        return fx.invoices[0] if fx.invoices else None
+
+    def _close_period(self, fx: Effects) -> None:
+        assert self.plan is not None and self.anchor is not None and self.period is not None
+        period, end = self.period, self.period.end
+        fx.entries += self.wallet.expire(end)
+        charges = []
+        for meter, u in self.usage.items():
+            entry = self.plan.entry(meter)
+            model = entry.model if entry is not None else None
+            price = display_unit_price(model) if model is not None else None
+            charges.append(MeterCharge(meter, u.quantity, u.amount, u.credits, price))
+        fee = None if period.start in self.advance_billed else self.period_fee
+        inv = build_invoice(
+            self.customer_id,
+            self.plan.currency,
+            period,
+            end,
+            fee=fee,
+            charges=charges,
+            adjustment=self.owed,
+        )
+        self.owed = ZERO
+        self.invoices[inv.invoice_id] = inv
+        fx.invoices.append(inv)
+        self.usage = {}
+        self.period = next_period(self.anchor, period)
+        self.advance_billed = [s for s in self.advance_billed if s >= self.period.start]
+        if self.topup is not None:
+            self.topup.new_period()
+        self._open_period(self.period.start, fx)
+
+    def _open_period(self, at: int, fx: Effects) -> None:
+        """Fix the open period's fee and grant its recurring credits, from the current plan."""
+        assert self.plan is not None and self.period is not None
+        p = self.period
+        self.period_fee = self.plan.fee
+        for i, credit in enumerate(self.plan.recurring_credits):
+            fx.entries += self.wallet.grant(
+                f"plan:{self.customer_id}:{p.start}:{i}",
+                credit.amount,
+                at,
+                priority=credit.priority,
+                effective_at=p.start,
+                expires_at=p.end,
+                scope=credit.scope,
+                category=credit.category,
+                ref=f"period:{p.start}",
+            )
+
+    def _after_change(self, now: int, ref: str, fx: Effects, *, usage: bool) -> None:
+        balance = self.wallet.balance(now)
+        fx.alerts += self.balance_alerts.check(
+            self.customer_id, balance, self.low_balance_threshold, now, ref, usage=usage
+        )
+        if self.topup is not None and (request := self.topup.decide(balance, now)):
+            fx.topups.append(request)
