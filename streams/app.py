@@ -90,6 +90,7 @@ def create_runtime(settings: Settings) -> Runtime:
     states = table("usage-state", "usage_state")
     chunks = table("usage-seen", "compact_json")
     accounts = table("account-state", "account_state")
+    raw = table("usage-raw", "raw_batch")
     dead_letters = DeadLetters(app, codec)
     usage = UsagePipeline(
         app,
@@ -97,7 +98,7 @@ def create_runtime(settings: Settings) -> Runtime:
         codec,
         meters,
         prices,
-        (states, chunks, accounts),
+        (states, chunks, accounts, raw),
         BillingRules(meters, prices, plans),
         writer,
         dead_letters,

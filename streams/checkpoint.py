@@ -5,7 +5,8 @@ Without Kafka transactions (the embedded broker has none), a crash at any instan
 storage and topics *behind* the recoverable state, never ahead of it, and every effect must be
 idempotent, so a replay from the committed offsets repeats exactly what was lost:
 
-* a batch's raw rows and dedup chunks are durable before any state that counts them;
+* a batch's raw events and dedup chunks are durable (on Kafka) before any state that counts
+  them, and stay there until they are stored in ClickHouse;
 * a state is durable before Faust commits the offsets it has applied;
 * rows and records derived from a state (snapshots, ledger, invoices, top-ups, aggregates)
   are written only once that state is durable, carry deterministic ids, and land in tables
@@ -16,7 +17,6 @@ After quixstreams' ``checkpointing/checkpoint.py``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from meterline.processor.aggregates import aggregate_records
 from meterline.processor.customer import CustomerState
 from meterline.processor.inputs import Forward, Reject
+from meterline.processor.raw_batch import RawBatch
 from meterline.processor.step import Step
 from meterline.processor.triage import Triage
 from sinks.tables.billing import outbox_rows
@@ -76,6 +77,8 @@ class Checkpoint:
         # Customers whose windows changed, and accounts with effects, since their last publish.
         self.pending_usage: set[str] = set()
         self.pending_accounts: set[str] = set()
+        # Raw events durable on Kafka and not yet stored in ClickHouse, by chunk key.
+        self.pending_raw: dict[str, RawBatch] = {}
         self.rejected = 0
 
     async def commit_batch(self, triage: Triage, processed: Sequence[Processed]) -> None:
@@ -87,27 +90,19 @@ class Checkpoint:
         self.rejected += len(rejects)
         for forward in triage.forwards:
             await self.outputs.forward(forward)
-        # 2. Dedup chunks go to their changelog; raw rows of newly counted events are buffered.
-        ingested = datetime.now(tz=UTC)
+        # 2. Dedup chunks and the raw events they count go to their changelogs, under one key.
         for p in processed:
             step = p.step
-            if step.chunk is not None:
-                self.store.put_chunk(step.chunk)
+            for part in step.parts:
+                self.store.put_chunk(part.chunk)
+                self.store.put_raw(part.chunk.key, part.raw)
+                self.pending_raw[part.chunk.key] = part.raw
             for key in step.expired_chunks:
                 self.store.drop_chunk(key)
-            if step.usage_events:
-                self.raw_writer.add(
-                    USAGE_EVENTS.name, usage_rows(step.usage_events, ingested), USAGE_EVENTS.columns
-                )
-            if step.token_events:
-                self.raw_writer.add(
-                    TOKEN_EVENTS.name, token_rows(step.token_events, ingested), TOKEN_EVENTS.columns
-                )
-        # 3. Raw rows are stored and the producer is flushed, concurrently (independent): a
-        #    replay then re-inserts rows ClickHouse collapses by key and never skips a missing
-        #    one, and no state can be durable without the chunk that keeps its ids (a state
-        #    without its chunk would let a later duplicate through).
-        await asyncio.gather(self.raw_writer.aflush(), self.outputs.flush())
+        # 3. The producer is flushed: no state can be durable without the chunk that keeps its
+        #    ids (a state without its chunk would let a later duplicate through) or the raw
+        #    events it counts (a replay skips what the state holds, so they would be lost).
+        await self.outputs.flush()
         # 4. The states go to their changelogs. Faust commits the batch's offsets once the
         #    agent asks for the next batch, and flushes its producer before every commit, so
         #    (5.) offsets never pass a state that is not durable.
@@ -119,15 +114,43 @@ class Checkpoint:
                 self.store.put_account(p.step.account)
                 self.pending_accounts.add(p.step.customer_id)
 
+    @property
+    def has_pending(self) -> bool:
+        return bool(self.pending_usage or self.pending_accounts or self.pending_raw)
+
     async def publish(self) -> int:
         """Writes what durable states show (timer). Returns the rows written."""
-        if not self.pending_usage and not self.pending_accounts:
+        if not self.has_pending:
             return 0
         # 1. The producer is flushed: every state the rows below come from is durable, so
         #    storage never runs ahead of what a restart recovers.
         await self.outputs.flush()
-        written = await self._publish_accounts()
+        written = await self._publish_raw()
+        written += await self._publish_accounts()
         return written + await self._publish_windows()
+
+    async def _publish_raw(self) -> int:
+        if not self.pending_raw:
+            return 0
+        # 2. Pending raw events go to ClickHouse in one insert (their sort key is their
+        #    identity: a repeat after a crash collapses); only once stored are they dropped
+        #    from the changelog.
+        ingested = datetime.now(tz=UTC)
+        usage = [r for b in self.pending_raw.values() for r in b.usage]
+        tokens = [r for b in self.pending_raw.values() for r in b.tokens]
+        if usage:
+            self.raw_writer.add(
+                USAGE_EVENTS.name, usage_rows(usage, ingested), USAGE_EVENTS.columns
+            )
+        if tokens:
+            self.raw_writer.add(
+                TOKEN_EVENTS.name, token_rows(tokens, ingested), TOKEN_EVENTS.columns
+            )
+        await self.raw_writer.aflush()
+        for key in self.pending_raw:
+            self.store.drop_raw(key)
+        self.pending_raw.clear()
+        return len(usage) + len(tokens)
 
     async def _publish_accounts(self) -> int:
         flushed = []
@@ -136,7 +159,7 @@ class Checkpoint:
             account = self.store.account(customer)
             if account is None or not account.has_outbox:
                 continue
-            # 2. Outboxes go to ClickHouse: ledger, invoices, payments, top-ups, alerts,
+            # 3. Outboxes go to ClickHouse: ledger, invoices, payments, top-ups, alerts,
             #    balances (deterministic ids; the tables collapse a repeat).
             for table, rows in outbox_rows(account).items():
                 self.writer.add(table.name, rows, table.columns)
@@ -145,7 +168,7 @@ class Checkpoint:
         if self.writer.pending:
             await self.writer.aflush()
         for account in flushed:
-            # 3. Then the outbound topics (top-up requests, alerts, invoices): a crash here
+            # 4. Then the outbound topics (top-up requests, alerts, invoices): a crash here
             #    re-publishes the same records with the same ids. Only then is the outbox
             #    cleared, in a new version of the state.
             for kind, record in account.outbound_records():
@@ -167,13 +190,13 @@ class Checkpoint:
             state.dirty |= {k for k in state.windows if k[2] < target}
             rows.extend(snapshot_row(s) for s in state.snapshots())
             plans.append((state, target))
-        # 4. Snapshots of changed windows go to usage_minute (newest state version wins), and
+        # 5. Snapshots of changed windows go to usage_minute (newest state version wins), and
         #    windows past grace are written once more before they are evicted.
         if rows:
             self.writer.add(USAGE_MINUTE.name, rows, USAGE_MINUTE.columns)
             await self.writer.aflush()
         for state, target in plans:
-            # 5. Closed windows and late corrections go to meterline.aggregates before the
+            # 6. Closed windows and late corrections go to meterline.aggregates before the
             #    state forgets them: a crash here re-publishes the same records (same ids).
             #    Then they are evicted, in a new version of the state.
             closed = state.evict_closed(target)
@@ -191,10 +214,11 @@ class Checkpoint:
         """After (re)assignment: the tables hold the recovered truth, and the marks of what was
         already written may be wrong. Every open window is snapshotted again (writes are
         idempotent, and a snapshot may have been lost in the crash), and every outbox that
-        survived is published."""
+        survived, and every raw batch not yet stored, is published."""
         self.store.rebuild_dedup()
         self.pending_usage.clear()
         for state in self.store.owned_usage():
             state.dirty = set(state.windows)
             self.pending_usage.add(state.customer_id)
         self.pending_accounts = {a.customer_id for a in self.store.owned_accounts() if a.has_outbox}
+        self.pending_raw = self.store.owned_raw()

@@ -1,8 +1,9 @@
 """The processor's state, kept in Faust tables keyed by customer (each table's changelog
 partition is the customer's home partition, so a customer's state has one writer):
 ``usage-state`` (UsageState), ``usage-seen`` (dedup chunks, one per customer per batch) and
-``account-state`` (AccountState). The in-memory dedup index is derived from the chunks and
-rebuilt after every (re)assignment."""
+``account-state`` (AccountState) and ``usage-raw`` (each step's counted raw events until they
+are stored in ClickHouse, under the key of that step's chunk). The in-memory dedup index is
+derived from the chunks and rebuilt after every (re)assignment."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from meterline.metering.dedup import Chunk, DedupIndex
 from meterline.metering.usage_state import UsageState
 from meterline.processor.account_state import AccountState
 from meterline.processor.customer import CustomerState
+from meterline.processor.raw_batch import RawBatch
 
 
 class CustomerStore:
@@ -21,6 +23,7 @@ class CustomerStore:
         states: Any,
         chunks: Any,
         accounts: Any,
+        raw: Any,
         dedup: DedupIndex,
         home: Callable[[str], int],
         owned: Callable[[], set[int]],
@@ -28,6 +31,7 @@ class CustomerStore:
         self.states = states
         self.chunks = chunks
         self.accounts = accounts
+        self.raw = raw
         self.dedup = dedup
         self.home = home
         self.owned = owned
@@ -57,6 +61,20 @@ class CustomerStore:
 
     def drop_chunk(self, key: str) -> None:
         self.chunks.pop(key, None)
+
+    def put_raw(self, key: str, batch: RawBatch) -> None:
+        self.raw[key] = batch
+
+    def drop_raw(self, key: str) -> None:
+        self.raw.pop(key, None)
+
+    def owned_raw(self) -> dict[str, RawBatch]:
+        owned = self.owned()
+        return {
+            k: v
+            for k, v in self.raw.items()
+            if v is not None and self.home(k.rsplit("#", 1)[0]) in owned
+        }
 
     def owned_usage(self) -> Iterator[UsageState]:
         """Usage states of the partitions this worker owns. Faust's memory store may still

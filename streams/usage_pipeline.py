@@ -64,7 +64,7 @@ class UsagePipeline:
         codec: Codec,
         meters: MeterCatalog,
         prices: PriceBook,
-        tables: tuple[Any, Any, Any],
+        tables: tuple[Any, Any, Any, Any],
         rules: BillingRules,
         writer: ClickHouseWriter,
         dead_letters: DeadLetters,
@@ -82,10 +82,10 @@ class UsagePipeline:
             prices,
             self.home,
         )
-        states, chunks, accounts = tables
+        states, chunks, accounts, raw = tables
         self.accounts = accounts
         self.store = CustomerStore(
-            states, chunks, accounts, self.index, self.home, self.owned_partitions
+            states, chunks, accounts, raw, self.index, self.home, self.owned_partitions
         )
         self.processor = CustomerProcessor(meters, rules, self.index)
         self.outputs = FaustOutputs(app, codec, dead_letters)
@@ -185,7 +185,7 @@ class UsagePipeline:
 
     async def flush(self) -> int:
         self._rebuild_if_needed()
-        if not self.checkpoint.pending_usage and not self.checkpoint.pending_accounts:
+        if not self.checkpoint.has_pending:
             return 0
         written = await self.checkpoint.publish()
         self.stats.rows_written += written

@@ -29,7 +29,11 @@ from meterline.metering.usage_state import UsageState
 from meterline.processor.account_state import AccountState
 from meterline.processor.billing_rules import BillingRules
 from meterline.processor.inputs import BillingInput, InputKind, InputRecord, Reject
-from meterline.processor.step import Step, StepStats
+from meterline.processor.raw_batch import RawBatch
+from meterline.processor.step import CountedPart, Step, StepStats
+
+# Events per dedup chunk and raw batch: a few hundred kB at most, well under a Kafka message.
+CHUNK_EVENTS = 1000
 
 # Token counts also flow through the streamed minute windows, as sums per model.
 TOKEN_METERS = {
@@ -69,7 +73,7 @@ class CustomerProcessor:
         account_before = dict(state.account.applied) if state.account is not None else {}
         account_touched = False
         new_ids: dict[str, str] = {}
-        max_ts = -1
+        counted: list[tuple[str, InputRecord]] = []
         horizon_cutoff = usage.watermark - self.dedup.horizon_ms
         for item in items:
             source, offset = item.source, item.offset
@@ -124,12 +128,10 @@ class CustomerProcessor:
                     except MeterValueError as exc:
                         step.rejects.append(Reject(item.origin, f"event {event_id!r}: {exc}"))
                         continue
-                    step.usage_events.append(record)
                 else:
                     self._count_tokens(usage, record, stats)
-                    step.token_events.append(record)
                 new_ids[event_id] = ref
-                max_ts = max(max_ts, ts)
+                counted.append((event_id, item))
             if not account_holds:
                 assert account is not None
                 try:
@@ -140,14 +142,25 @@ class CustomerProcessor:
                     errors = [f"event {event_id!r} could not be rated exactly: {exc!r}"]
                 if errors:
                     step.rejects.append(Reject(item.origin, "; ".join(errors)))
-        if new_ids:
-            step.chunk = Chunk(chunk_key(customer, usage.chunk_seq), customer, new_ids, max_ts)
-            usage.chunk_seq += 1
-            self.dedup.add(step.chunk)
+        for start in range(0, len(counted), CHUNK_EVENTS):
+            step.parts.append(self._part(usage, counted[start : start + CHUNK_EVENTS]))
         step.expired_chunks = self.dedup.expire(customer, usage.watermark)
         if account_touched:
             step.account = state.account
         return step
+
+    def _part(self, usage: UsageState, counted: list[tuple[str, InputRecord]]) -> CountedPart:
+        customer = usage.customer_id
+        ids = {event_id: item.ref for event_id, item in counted}
+        max_ts = max(item.body["timestamp"] for _, item in counted)
+        chunk = Chunk(chunk_key(customer, usage.chunk_seq), customer, ids, max_ts)
+        usage.chunk_seq += 1
+        self.dedup.add(chunk)
+        raw = RawBatch(
+            [item.body for _, item in counted if item.kind is InputKind.USAGE],
+            [item.body for _, item in counted if item.kind is InputKind.TOKENS],
+        )
+        return CountedPart(chunk, raw)
 
     def _count(self, state: UsageState, record: dict, stats: StepStats) -> None:
         meter = self.meters.get(record["meter"])

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from meterline.metering.dedup import Chunk
 from meterline.processor.account_state import AccountState
 from meterline.processor.inputs import Reject, TokenRecord, UsageRecord
+from meterline.processor.raw_batch import RawBatch
 
 
 @dataclass(slots=True)
@@ -24,19 +25,34 @@ class StepStats:
         self.late += other.late
 
 
+@dataclass(frozen=True, slots=True)
+class CountedPart:
+    """Up to ``CHUNK_EVENTS`` newly counted events: their ids (the dedup chunk) and the raw
+    events themselves, durable together under the chunk's key. Bounded so that neither record
+    outgrows a Kafka message, however many events one customer has in a batch."""
+
+    chunk: Chunk
+    raw: RawBatch
+
+
 @dataclass(slots=True)
 class Step:
     customer_id: str
-    # Raw rows of newly counted events: stored before any state that counts them.
-    usage_events: list[UsageRecord] = field(default_factory=list)
-    token_events: list[TokenRecord] = field(default_factory=list)
+    # Events first counted here, with their ids: durable before the state that counts them,
+    # or a later duplicate could get through (ids) or the events be lost (raw) after a crash.
+    parts: list[CountedPart] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
-    # Event ids first counted here: durable before the state that counts them, or a later
-    # duplicate could get through after a crash.
-    chunk: Chunk | None = None
     # Chunks past the dedup horizon, to delete from durable storage.
     expired_chunks: list[str] = field(default_factory=list)
     usage_changed: bool = False
     # The account, when this step changed it (created, applied an input, or recorded effects).
     account: AccountState | None = None
     stats: StepStats = field(default_factory=StepStats)
+
+    @property
+    def usage_events(self) -> list[UsageRecord]:
+        return [r for p in self.parts for r in p.raw.usage]
+
+    @property
+    def token_events(self) -> list[TokenRecord]:
+        return [r for p in self.parts for r in p.raw.tokens]

@@ -14,6 +14,7 @@ import faust
 from faust.serializers import codecs
 
 from meterline.metering.usage_state import UsageState
+from meterline.processor.raw_batch import RawBatch
 from streams.partitioning import home_partition
 from streams.runtime.rocks_store import CustomerRocksStore, is_rocksdb
 
@@ -73,6 +74,14 @@ class _AccountStateCodec(codecs.Codec):
         return AccountState.from_dict(json.loads(s))
 
 
+class _RawBatchCodec(codecs.Codec):
+    def _dumps(self, obj: Any) -> bytes:
+        return json.dumps(obj.to_dict(), separators=(",", ":")).encode()
+
+    def _loads(self, s: bytes) -> Any:
+        return RawBatch.from_dict(json.loads(s))
+
+
 class _CompactJsonCodec(codecs.Codec):
     def _dumps(self, obj: Any) -> bytes:
         return json.dumps(obj, separators=(",", ":")).encode()
@@ -84,6 +93,7 @@ class _CompactJsonCodec(codecs.Codec):
 codecs.register("usage_state", _UsageStateCodec())
 codecs.register("compact_json", _CompactJsonCodec())
 codecs.register("account_state", _AccountStateCodec())
+codecs.register("raw_batch", _RawBatchCodec())
 
 
 class RecoveringCustomerTable(CustomerTable):

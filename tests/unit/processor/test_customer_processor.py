@@ -15,7 +15,7 @@ from meterline.metering.catalog_file import load_catalog
 from meterline.metering.dedup import DedupIndex
 from meterline.metering.windows import minute_start
 from meterline.processor.billing_rules import BillingRules
-from meterline.processor.customer import CustomerProcessor, CustomerState
+from meterline.processor.customer import CHUNK_EVENTS, CustomerProcessor, CustomerState
 from meterline.processor.inputs import BillingInput, InputKind, InputRecord, Origin
 
 SEED = load_catalog()
@@ -124,7 +124,7 @@ def test_same_input_twice_gives_the_same_output(stream) -> None:
     step_a, step_b = processor().process(a, items), processor().process(b, items)
     assert windows(a) == windows(b)
     assert step_a.usage_events == step_b.usage_events
-    assert step_a.chunk == step_b.chunk
+    assert [p.chunk for p in step_a.parts] == [p.chunk for p in step_b.parts]
     assert a.account is not None and b.account is not None
     assert a.account.to_dict() == b.account.to_dict()
 
@@ -172,6 +172,17 @@ def test_billing_inputs_skip_what_the_account_holds_and_payments_need_an_account
     step = p.process(state, [upsert(0), usage(1, "x", 1, "3")])
     assert step.account is None and not step.usage_changed
     assert state.account.account.balance() == balance
+
+
+def test_many_events_of_one_customer_are_kept_in_bounded_parts() -> None:
+    p = processor()
+    state = CustomerState.new(CUSTOMER)
+    items = [usage(i, f"e{i}", i % 50) for i in range(CHUNK_EVENTS * 2 + 7)]
+    step = p.process(state, items)
+    assert [len(part.chunk.ids) for part in step.parts] == [CHUNK_EVENTS, CHUNK_EVENTS, 7]
+    assert [len(part.raw.usage) for part in step.parts] == [CHUNK_EVENTS, CHUNK_EVENTS, 7]
+    assert len({part.chunk.key for part in step.parts}) == 3
+    assert state.usage.chunk_seq == 3
 
 
 def test_an_event_older_than_the_dedup_horizon_is_rejected() -> None:
