@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     # Messages Faust buffers per agent before it stops fetching (back-pressure).
     stream_buffer_maxsize: int = Field(default=4096, ge=16)
 
+    # How long an account keeps a payment after its last outcome (refunds, disputes, late
+    # repeats); settled history older than this lives only in ClickHouse.
+    payment_retention_days: int = Field(default=120, ge=1)
+
     # Lets wall-clock time reach accounts with no input (period close, due top-up retries);
     # 0 turns it off (tests replaying simulated history).
     billing_tick_seconds: float = Field(default=60.0, ge=0)

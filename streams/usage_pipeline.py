@@ -87,7 +87,8 @@ class UsagePipeline:
         self.store = CustomerStore(
             states, chunks, accounts, raw, self.index, self.home, self.owned_partitions
         )
-        self.processor = CustomerProcessor(meters, rules, self.index)
+        self.retention_ms = settings.payment_retention_days * 86_400_000
+        self.processor = CustomerProcessor(meters, rules, self.index, self.retention_ms)
         self.outputs = FaustOutputs(app, codec, dead_letters)
         self.checkpoint = Checkpoint(
             self.store,
@@ -197,6 +198,7 @@ class UsagePipeline:
         due top-up retries."""
         ticked = 0
         for account in self.store.owned_accounts():
+            account.account.payment_retention_ms = self.retention_ms
             fx = account.account.tick(now_ms)
             if fx.entries or fx.topups or fx.alerts or fx.invoices or fx.payments:
                 account.record(fx)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from meterline.billing.account import Account
+from meterline.billing.retention import PAYMENT_RETENTION_MS
 from meterline.metering.dedup import Chunk, DedupIndex, chunk_key
 from meterline.metering.meters import MeterCatalog, MeterDef, MeterValueError, dims_key
 from meterline.metering.usage_state import UsageState
@@ -59,10 +60,17 @@ def event_key(kind: InputKind, event_id: str) -> str:
 
 
 class CustomerProcessor:
-    def __init__(self, meters: MeterCatalog, rules: BillingRules, dedup: DedupIndex) -> None:
+    def __init__(
+        self,
+        meters: MeterCatalog,
+        rules: BillingRules,
+        dedup: DedupIndex,
+        payment_retention_ms: int | None = PAYMENT_RETENTION_MS,
+    ) -> None:
         self.meters = meters
         self.rules = rules
         self.dedup = dedup
+        self.payment_retention_ms = payment_retention_ms
 
     def process(self, state: CustomerState, items: Sequence[InputRecord]) -> Step:
         usage = state.usage
@@ -72,6 +80,9 @@ class CustomerProcessor:
         usage_before = dict(usage.applied)
         account_before = dict(state.account.applied) if state.account is not None else {}
         account_touched = False
+        if state.account is not None:
+            # The setting in force, not the one the account was stored with.
+            state.account.account.payment_retention_ms = self.payment_retention_ms
         new_ids: dict[str, str] = {}
         counted: list[tuple[str, InputRecord]] = []
         horizon_cutoff = usage.watermark - self.dedup.horizon_ms
@@ -80,7 +91,8 @@ class CustomerProcessor:
             if not item.kind.is_event:
                 body: BillingInput = item.body
                 if state.account is None and item.kind is InputKind.ACCOUNTS:
-                    state.account = AccountState(customer, Account(customer))
+                    account = Account(customer, payment_retention_ms=self.payment_retention_ms)
+                    state.account = AccountState(customer, account)
                 account = state.account
                 if account is None:
                     step.rejects.append(
