@@ -14,12 +14,14 @@ Rounding rule (the one place money is rounded):
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from decimal import (
     ROUND_HALF_EVEN,
     Context,
     Decimal,
     DivisionByZero,
     InvalidOperation,
+    getcontext,
     localcontext,
 )
 from functools import wraps
@@ -54,13 +56,24 @@ class UnknownCurrency(ValueError):
     pass
 
 
+_current_exact: ContextVar[Context | None] = ContextVar("meterline_exact", default=None)
+
+
 def exact(fn: Callable[P, R]) -> Callable[P, R]:
     """Run ``fn`` under the exact context (see ``EXACT``)."""
 
     @wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with localcontext(EXACT):
+        # Already inside an exact call (an account method calling the wallet calling pricing,
+        # several times per event): entering the context again would only cost a copy.
+        if getcontext() is _current_exact.get():
             return fn(*args, **kwargs)
+        with localcontext(EXACT) as ctx:
+            token = _current_exact.set(ctx)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _current_exact.reset(token)
 
     return wrapper
 
