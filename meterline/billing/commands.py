@@ -14,8 +14,6 @@ from meterline.billing.money import opt_decimal, to_decimal
 from meterline.billing.periods import BillingAnchor
 from meterline.billing.topup import TopupPolicy
 
-COMMAND_TYPES = ("upsert", "grant", "void", "bill_in_advance")
-
 
 def _opt_int(raw: Any) -> int | None:
     return None if raw is None else int(raw)

@@ -121,9 +121,5 @@ def opt_decimal(raw: Any, what: str = "value") -> Decimal | None:
     return None if raw is None else to_decimal(raw, what)
 
 
-def dec_str(value: Decimal) -> str:
-    return str(value)
-
-
 def opt_str(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
