@@ -195,3 +195,21 @@ def norm(row: Any) -> tuple:
         except ArithmeticError:
             out.append(v)
     return tuple(out)
+
+
+def assert_ledger_and_balance(worker: WorkerProcess, ref: Reference, customer: str) -> None:
+    """The stored ledger of ``customer`` is the reference's, entry by entry, and so is the
+    latest balance."""
+    rows = worker.sql(
+        "SELECT entry_id, kind, toString(amount), toString(balance_after), grant_id, ref "
+        f"FROM credit_ledger FINAL WHERE customer_id = '{customer}' ORDER BY seq"
+    )["rows"]
+    expected = [
+        [e["entry_id"], e["kind"], e["amount"], e["balance_after"], e["grant_id"], e["ref"]]
+        for e in ref.entries[customer]
+    ]
+    assert [norm(r) for r in rows] == [norm(r) for r in expected], customer
+    (balance,) = worker.sql(
+        f"SELECT toString(balance) FROM balances WHERE customer_id = '{customer}'"
+    )["rows"][0]
+    assert Decimal(balance) == ref.accounts[customer].balance(), customer

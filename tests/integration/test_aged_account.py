@@ -18,6 +18,7 @@ from tests.integration.billing_scenario import (
     PLAN,
     Reference,
     Scenario,
+    assert_ledger_and_balance,
     ledger_count,
     norm,
     wait_applied,
@@ -100,19 +101,7 @@ def test_an_account_aged_fourteen_months_stays_exact_across_a_crash(tmp_path: Pa
         assert len(paid) == MONTHS * len(CUSTOMERS)
 
         for c in CUSTOMERS:
-            rows = worker.sql(
-                "SELECT entry_id, kind, toString(amount), toString(balance_after), grant_id, ref "
-                f"FROM credit_ledger FINAL WHERE customer_id = '{c}' ORDER BY seq"
-            )["rows"]
-            expected = [
-                [e["entry_id"], e["kind"], e["amount"], e["balance_after"], e["grant_id"], e["ref"]]
-                for e in ref.entries[c]
-            ]
-            assert [norm(r) for r in rows] == [norm(r) for r in expected], c
-            (balance,) = worker.sql(
-                f"SELECT toString(balance) FROM balances WHERE customer_id = '{c}'"
-            )["rows"][0]
-            assert Decimal(balance) == ref.accounts[c].balance()
+            assert_ledger_and_balance(worker, ref, c)
         lines = worker.sql(
             "SELECT invoice_id, line_no, kind, meter, toString(quantity), toString(amount) "
             "FROM invoice_lines FINAL ORDER BY invoice_id, line_no"

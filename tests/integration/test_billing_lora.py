@@ -22,6 +22,7 @@ from meterline.metering.catalog_file import DEFAULT_CATALOG_PATH, load_catalog
 from tests.integration.billing_scenario import (
     Reference,
     Scenario,
+    assert_ledger_and_balance,
     ledger_count,
     norm,
     wait_applied,
@@ -140,19 +141,7 @@ def test_lora_two_periods_every_payment_outcome_with_crash(tmp_path: Path) -> No
 
         # The outcome, as stored.
         for c in CUSTOMERS:
-            rows = worker.sql(
-                "SELECT entry_id, kind, toString(amount), toString(balance_after), grant_id, ref "
-                f"FROM credit_ledger FINAL WHERE customer_id = '{c}' ORDER BY seq"
-            )["rows"]
-            expected = [
-                [e["entry_id"], e["kind"], e["amount"], e["balance_after"], e["grant_id"], e["ref"]]
-                for e in ref.entries[c]
-            ]
-            assert [norm(r) for r in rows] == [norm(r) for r in expected], c
-            (balance,) = worker.sql(
-                f"SELECT toString(balance) FROM balances WHERE customer_id = '{c}'"
-            )["rows"][0]
-            assert Decimal(balance) == ref.accounts[c].balance()
+            assert_ledger_and_balance(worker, ref, c)
 
         topups = worker.sql(
             "SELECT request_id, toString(amount), attempt FROM topups FINAL ORDER BY request_id"

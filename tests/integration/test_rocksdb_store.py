@@ -17,8 +17,8 @@ from tests.integration.billing_scenario import (
     PLAN,
     Reference,
     Scenario,
+    assert_ledger_and_balance,
     ledger_count,
-    norm,
     wait_applied,
 )
 from tests.integration.worker_logs import assert_no_offset_gaps
@@ -72,18 +72,7 @@ def test_rocksdb_state_survives_a_crash_and_a_restart(tmp_path: Path) -> None:
         rocks = list((tmp_path / "stack" / "faust").rglob("*.db"))
         assert rocks, "no RocksDB partition databases were written"
         for c in CUSTOMERS:
-            rows = worker.sql(
-                "SELECT entry_id, kind, toString(amount), toString(balance_after) "
-                f"FROM credit_ledger FINAL WHERE customer_id = '{c}' ORDER BY seq"
-            )["rows"]
-            expected = [
-                [e["entry_id"], e["kind"], e["amount"], e["balance_after"]] for e in ref.entries[c]
-            ]
-            assert [norm(r) for r in rows] == [norm(r) for r in expected], c
-            (balance,) = worker.sql(
-                f"SELECT toString(balance) FROM balances WHERE customer_id = '{c}'"
-            )["rows"][0]
-            assert Decimal(balance) == ref.accounts[c].balance()
+            assert_ledger_and_balance(worker, ref, c)
         (events,) = worker.sql("SELECT count() FROM usage_events FINAL")["rows"][0]
         assert int(events) == sc.usage_sent
         assert_no_offset_gaps(tmp_path / "stack")
