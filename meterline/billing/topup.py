@@ -5,17 +5,21 @@ Rules, in the order ``decide`` checks them:
 1. never while a request is pending (one low balance must not cause two charges), and never
    while suspended;
 2. only when the spendable balance is below ``threshold``;
-3. not before ``not_before``: ``cooldown_ms`` after a success or a cancel, or the dunning delay
-   after a decline;
+3. not within ``cooldown_ms`` of the previous request (the schema's "minimum time between
+   requests": counted from when the last request was asked, not from its outcome), and not
+   before ``not_before``, the dunning delay after a decline;
 4. at most ``max_per_period`` successful top-ups per billing period (declines are bounded by the
    dunning schedule instead, so a failing card cannot use up the cap);
-5. the amount is ``amount`` (fixed mode) or ``target - balance`` (target mode).
+5. the amount is ``amount`` (fixed mode) or ``target - balance`` (target mode); a dunning
+   retry asks for what the declined attempt asked (as Stripe retries the same amount), even in
+   target mode where the balance has moved since.
 
 Dunning: after the k-th consecutive decline the next attempt waits ``retry_delays_ms[k-1]``
 (default 1 h, 6 h, 24 h; ``exponential_delays`` builds a geometric schedule). A decline after the
 schedule is used up suspends auto top-up until the customer's policy is updated (a new upsert);
 the account raises an alert for each decline and for the suspension. A retry is a new request
-with a new id: the declined one is final at the processor.
+with a new id (the declined one is final at the processor) and the declined amount; once a
+request succeeds or is canceled, or the policy changes, the next request is a new one.
 
 Request ids are ``f"topup:{customer_id}:{n}"`` with ``n`` counting this customer's requests, so a
 replay of the same input asks for the same ids and the processor's idempotency key dedups them.
@@ -145,6 +149,9 @@ class AutoTopup:
     suspended: bool = False
     succeeded_in_period: int = 0
     requests: dict[str, RequestStatus] = field(default_factory=dict)
+    last_requested_at: int | None = None
+    # The amount a dunning retry asks for: the declined attempt's.
+    retry_amount: Decimal | None = None
 
     @exact
     def decide(self, balance: Decimal, now: int) -> TopupRequest | None:
@@ -156,9 +163,14 @@ class AutoTopup:
             return None
         if self.not_before is not None and now < self.not_before:
             return None
+        if self.last_requested_at is not None and now < self.last_requested_at + p.cooldown_ms:
+            return None
         if p.max_per_period is not None and self.succeeded_in_period >= p.max_per_period:
             return None
-        amount = p.amount if p.mode == "fixed" else p.target - balance
+        if self.retry_amount is not None:
+            amount = self.retry_amount
+        else:
+            amount = p.amount if p.mode == "fixed" else p.target - balance
         if amount <= 0:
             return None
         self.n += 1
@@ -172,6 +184,7 @@ class AutoTopup:
         )
         self.pending = request
         self.requests[request.request_id] = "pending"
+        self.last_requested_at = now
         return request
 
     def knows(self, request_id: str) -> bool:
@@ -209,27 +222,33 @@ class AutoTopup:
         self.succeeded_in_period += 1
         self.failures = 0
         self.suspended = False
-        self.not_before = at + self.policy.cooldown_ms
+        self.not_before = None
+        self.retry_amount = None
         return "applied"
 
     def on_failed(self, request_id: str, at: int) -> OutcomeResult:
+        declined = self.pending
         if not self._close(request_id, "failed"):
             return "stale"
+        if declined is not None and declined.request_id == request_id:
+            self.retry_amount = declined.amount
         self.failures += 1
         delays = self.policy.retry_delays_ms
         if self.failures > len(delays):
             self.suspended = True
             self.not_before = None
+            self.retry_amount = None
             return "suspended"
         self.not_before = at + delays[self.failures - 1]
         return "applied"
 
     def on_canceled(self, request_id: str, at: int) -> OutcomeResult:
-        # Not a decline: no dunning step, but the cooldown keeps a canceled charge from being
-        # re-requested on the very next event.
+        # Not a decline: no dunning step; the cooldown, counted from the request, keeps a
+        # canceled charge from being re-requested on the very next event.
         if not self._close(request_id, "canceled"):
             return "stale"
-        self.not_before = at + self.policy.cooldown_ms
+        self.not_before = None
+        self.retry_amount = None
         return "applied"
 
     def forget_closed(self, keep: set[str]) -> None:
@@ -248,6 +267,7 @@ class AutoTopup:
         self.suspended = False
         self.failures = 0
         self.not_before = None
+        self.retry_amount = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -261,6 +281,8 @@ class AutoTopup:
             "suspended": self.suspended,
             "succeeded_in_period": self.succeeded_in_period,
             "requests": dict(self.requests),
+            "last_requested_at": self.last_requested_at,
+            "retry_amount": None if self.retry_amount is None else str(self.retry_amount),
         }
 
     @classmethod
@@ -277,4 +299,6 @@ class AutoTopup:
             bool(data["suspended"]),
             int(data["succeeded_in_period"]),
             dict(data.get("requests", {})),
+            data.get("last_requested_at"),
+            None if data.get("retry_amount") is None else to_decimal(data["retry_amount"]),
         )

@@ -41,12 +41,32 @@ def test_never_a_second_request_while_pending() -> None:
     assert t.decide(D(-5), 10 * HOUR) is None
 
 
-def test_cooldown_after_success() -> None:
+def test_cooldown_is_the_minimum_time_between_requests() -> None:
+    # Issue 9: counted from the previous request (the schema's meaning), not its outcome.
     t = auto(cooldown_ms=10 * MINUTE)
     t.decide(D(1), 0)
-    assert t.on_succeeded("topup:c:1", 100) == "applied"
-    assert t.decide(D(1), 100 + 10 * MINUTE - 1) is None
-    assert t.decide(D(1), 100 + 10 * MINUTE) is not None
+    assert t.on_succeeded("topup:c:1", 9 * MINUTE) == "applied"
+    assert t.decide(D(1), 10 * MINUTE - 1) is None
+    assert t.decide(D(1), 10 * MINUTE) is not None
+
+
+def test_a_dunning_retry_asks_what_the_declined_attempt_asked() -> None:
+    t = auto(
+        mode="target",
+        threshold=D(20),
+        amount=D(0),
+        target=D(30),
+        retry_delays_ms=(HOUR,),
+        cooldown_ms=0,
+    )
+    first = t.decide(D("8.625"), 0)
+    assert first is not None and first.amount == D("21.375")
+    t.on_failed(first.request_id, 1)
+    retry = t.decide(D(0), HOUR + 1)  # the balance has moved: the retry is the same charge
+    assert retry is not None and retry.amount == D("21.375") and retry.attempt == 2
+    t.on_succeeded(retry.request_id, HOUR + 2)
+    fresh = t.decide(D(10), HOUR + 3)  # after the retries, a new request of its own
+    assert fresh is not None and fresh.amount == D(20) and fresh.attempt == 1
 
 
 def test_dunning_schedule_then_suspend() -> None:
