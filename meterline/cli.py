@@ -175,6 +175,44 @@ def benchmark(
     run_benchmark(events=events, customers=customers, console=console, rounds=rounds)
 
 
+@app.command("benchmark-restart")
+def benchmark_restart(
+    customers: int = 100_000,
+    accounts: Annotated[bool, typer.Option(help="give every customer a Lora account")] = True,
+    store: Annotated[list[str] | None, typer.Option(help="memory:// and/or rocksdb://")] = None,
+) -> None:
+    """Time to ready of a worker holding many customers' state, per state store."""
+    from meterline.benchmark_restart import run_restart_benchmark
+
+    stores = tuple(store) if store else ("memory://", "rocksdb://")
+    run_restart_benchmark(customers, console, stores=stores, accounts=accounts)
+
+
+@app.command("benchmark-state")
+def benchmark_state(
+    months: Annotated[list[int] | None, typer.Option(help="account ages in months")] = None,
+) -> None:
+    """Per-event billing cost and state size of an account aged 1, 12 and 24 months."""
+    from meterline.benchmark_state import run_state_benchmark
+
+    run_state_benchmark(tuple(months) if months else (1, 12, 24), console)
+
+
+@app.command("benchmark-analytics")
+def benchmark_analytics(
+    size: Annotated[list[int] | None, typer.Option(help="raw events in the store")] = None,
+    rounds: int = 5,
+    growing: Annotated[
+        bool, typer.Option(help="history grows with size at a fixed daily rate (else 35 days)")
+    ] = False,
+) -> None:
+    """Analytics query latency over 1M and 10M raw events (old views beside the new)."""
+    from meterline.benchmark_analytics import SIZES, run_analytics_benchmark
+
+    sizes = tuple(size) if size else SIZES
+    run_analytics_benchmark(sizes, console, rounds=rounds, days=None if growing else 35)
+
+
 @app.command("benchmark-dedup")
 def benchmark_dedup(
     events: int = 1_000_000,
