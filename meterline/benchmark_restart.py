@@ -9,6 +9,7 @@ since its last persisted offset."""
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import time
 from decimal import Decimal
@@ -30,7 +31,13 @@ from streams.producer import make_producer, send
 def _ready_after_start(stack: EmbeddedStack, env: dict[str, str]) -> tuple[WorkerProcess, float]:
     started = time.monotonic()
     worker = stack.start_worker(wait=False, **env)
-    worker.wait_ready(timeout=600)
+    try:
+        worker.wait_ready(timeout=600)
+    except (RuntimeError, TimeoutError):
+        # The work dir goes with the benchmark: say why the worker did not come up first.
+        tail = worker.log_path.read_text(errors="replace").splitlines()[-60:]
+        print("\n".join(tail), file=sys.stderr)
+        raise
     return worker, time.monotonic() - started
 
 
