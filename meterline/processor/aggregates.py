@@ -59,29 +59,3 @@ def _aggregate(
         "events": agg.count,
         "revision": revision,
     }
-
-
-def _aggregate(
-    customer: str,
-    meter: str,
-    dims: str,
-    start: int,
-    part: str,
-    aggregation: Any,
-    agg: Any,
-    revision: int,
-) -> dict[str, Any]:
-    return {
-        "id": f"{customer}|{meter}|{dims}|{start}|{part}",
-        "kind": "correction" if part else "window",
-        "customer_id": customer,
-        "meter": meter,
-        "dimensions": json.loads(dims),
-        "window": "minute",
-        "window_start": start,
-        "window_end": start + 60_000,
-        "aggregation": str(aggregation),
-        "value": str(agg.result(aggregation)),
-        "events": agg.count,
-        "revision": revision,
-    }
