@@ -7,7 +7,7 @@ Rules, in the order ``decide`` checks them:
 2. only when the spendable balance is below ``threshold``;
 3. not within ``cooldown_ms`` of the previous request (the schema's "minimum time between
    requests": counted from when the last request was asked, not from its outcome), and not
-   before ``not_before``, the dunning delay after a decline;
+   before ``not_before``: the dunning delay after a decline, or ``cooldown_ms`` after a cancel;
 4. at most ``max_per_period`` successful top-ups per billing period (declines are bounded by the
    dunning schedule instead, so a failing card cannot use up the cap);
 5. the amount is ``amount`` (fixed mode) or ``target - balance`` (target mode); a dunning
@@ -243,11 +243,12 @@ class AutoTopup:
         return "applied"
 
     def on_canceled(self, request_id: str, at: int) -> OutcomeResult:
-        # Not a decline: no dunning step; the cooldown, counted from the request, keeps a
-        # canceled charge from being re-requested on the very next event.
+        # Not a decline: no dunning step. A charge the customer canceled must not be asked
+        # again on the very next event, however long ago it was requested, so here the
+        # cooldown runs from the cancel.
         if not self._close(request_id, "canceled"):
             return "stale"
-        self.not_before = None
+        self.not_before = at + self.policy.cooldown_ms
         self.retry_amount = None
         return "applied"
 
