@@ -8,6 +8,7 @@ Typical use::
 """
 
 from schemas.codec import Codec, DecodeError, EncodeError, Rejected, to_json_bytes
+from schemas.confluent_registry import ConfluentRegistry
 from schemas.names import (
     ACCOUNT_COMMAND,
     CATALOG_CHANGE,
@@ -19,7 +20,6 @@ from schemas.names import (
     USAGE_EVENT_BATCH,
 )
 from schemas.registry import (
-    ConfluentRegistry,
     FileRegistry,
     ManifestError,
     RegistryUnavailable,

@@ -20,10 +20,10 @@ import pytest
 from fastavro import parse_schema, schemaless_writer
 
 from schemas.codec import Codec, DecodeError
+from schemas.confluent_registry import ConfluentRegistry
 from schemas.names import TOPIC_OF, USAGE_EVENT, USAGE_EVENT_BATCH
 from schemas.registry import (
     AVRO_DIR,
-    ConfluentRegistry,
     FileRegistry,
     ManifestError,
     RegistryUnavailable,
