@@ -9,7 +9,6 @@ re-publication after a crash repeats the same facts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from meterline.billing.account import Account
@@ -18,14 +17,54 @@ from meterline.billing.effects import Effects
 OUTBOX_KINDS = ("entries", "topups", "alerts", "invoices", "payments")
 
 
-@dataclass(slots=True)
 class AccountState:
-    customer_id: str
-    account: Account
-    applied: dict[str, int] = field(default_factory=dict)
-    version: int = 0
-    outbox: dict[str, list[dict]] = field(default_factory=lambda: {k: [] for k in OUTBOX_KINDS})
-    balance_dirty: bool = False
+    """The billing ``Account`` is decoded on first use: after a restart the checkpoint walks
+    every owned state for its outbox, and building 100,000 accounts (plans, grants, the open
+    period) to read that was most of the time to ready."""
+
+    __slots__ = (
+        "_account",
+        "_encoded",
+        "applied",
+        "balance_dirty",
+        "customer_id",
+        "outbox",
+        "version",
+    )
+
+    def __init__(
+        self,
+        customer_id: str,
+        account: Account | None = None,
+        applied: dict[str, int] | None = None,
+        version: int = 0,
+        outbox: dict[str, list[dict]] | None = None,
+        balance_dirty: bool = False,
+        *,
+        encoded: dict[str, Any] | None = None,
+    ) -> None:
+        if (account is None) == (encoded is None):
+            raise ValueError("an AccountState needs exactly one of account and encoded")
+        self.customer_id = customer_id
+        self._account = account
+        self._encoded = encoded
+        self.applied = applied if applied is not None else {}
+        self.version = version
+        self.outbox = outbox if outbox is not None else {k: [] for k in OUTBOX_KINDS}
+        self.balance_dirty = balance_dirty
+
+    @property
+    def account(self) -> Account:
+        if self._account is None:
+            assert self._encoded is not None
+            self._account = Account.from_dict(self._encoded)
+            self._encoded = None
+        return self._account
+
+    @account.setter
+    def account(self, account: Account) -> None:
+        self._account = account
+        self._encoded = None
 
     def record(self, fx: Effects) -> None:
         self.outbox["entries"] += [e.to_dict() for e in fx.entries]
@@ -55,7 +94,8 @@ class AccountState:
     def to_dict(self) -> dict[str, Any]:
         return {
             "c": self.customer_id,
-            "a": self.account.to_dict(),
+            # Never decoded since it was read: written back exactly as it was.
+            "a": self._encoded if self._account is None else self._account.to_dict(),
             "applied": self.applied,
             "v": self.version,
             "o": self.outbox,
@@ -66,9 +106,10 @@ class AccountState:
     def from_dict(cls, data: dict[str, Any]) -> AccountState:
         return cls(
             data["c"],
-            Account.from_dict(data["a"]),
+            None,
             {k: int(v) for k, v in data["applied"].items()},
             int(data["v"]),
             {k: list(data["o"].get(k, [])) for k in OUTBOX_KINDS},
             bool(data["b"]),
+            encoded=data["a"],
         )

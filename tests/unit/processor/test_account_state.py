@@ -1,0 +1,32 @@
+"""The account inside a stored AccountState is decoded only when used, and a state read but
+never used is written back exactly as it was read."""
+
+from __future__ import annotations
+
+import json
+
+from meterline.billing.account import Account
+from meterline.processor.account_state import AccountState
+
+
+def _stored() -> dict:
+    account = Account("c-1")
+    account.grant("g-1", "10.00", 1_767_225_600_000)
+    state = AccountState("c-1", account, {"meterline.usage:0": 41}, version=3)
+    return json.loads(json.dumps(state.to_dict()))
+
+
+def test_a_state_read_but_not_used_is_written_back_unchanged() -> None:
+    stored = _stored()
+    state = AccountState.from_dict(stored)
+    assert state._account is None  # nothing decoded yet
+    assert not state.has_outbox
+    assert state.to_dict() == stored
+
+
+def test_the_account_is_decoded_on_first_use_and_kept() -> None:
+    stored = _stored()
+    state = AccountState.from_dict(stored)
+    assert state.account.to_dict() == stored["a"]
+    assert state.account is state.account
+    assert state.to_dict() == _stored()
