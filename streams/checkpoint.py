@@ -198,27 +198,29 @@ class Checkpoint:
         for state, target in plans:
             # 6. Closed windows and late corrections go to meterline.aggregates before the
             #    state forgets them: a crash here re-publishes the same records (same ids).
-            #    Then they are evicted, in a new version of the state.
+            #    Then they are evicted and the marks cleared, in a new version of the state.
             closed = state.evict_closed(target)
-            had_corrections = bool(state.corrections)
             for record in aggregate_records(state, closed):
                 await self.outputs.aggregate(state.customer_id, record)
-            state.corrections.clear()
-            state.dirty.clear()
-            if closed or had_corrections:
+            if closed or state.corrections or state.dirty:
+                state.corrections.clear()
+                state.dirty.clear()
                 self.store.put_usage(state)
         self.pending_usage.difference_update(customers)
         return len(rows)
 
     def recovered(self) -> None:
         """After (re)assignment: the tables hold the recovered truth, and the marks of what was
-        already written may be wrong. Every open window is snapshotted again (writes are
-        idempotent, and a snapshot may have been lost in the crash), and every outbox that
-        survived, and every raw batch not yet stored, is published."""
+        already written may be wrong. Every window its state marks as possibly unpublished
+        is snapshotted again (writes are idempotent), windows past grace are closed, and every
+        outbox that survived, and every raw batch not yet stored, is published."""
         self.store.rebuild_dedup()
         self.pending_usage.clear()
         for state in self.store.owned_usage():
-            state.dirty = set(state.windows)
-            self.pending_usage.add(state.customer_id)
+            # The state says which snapshots may be missing (dirty, corrections) and whether
+            # windows past grace still wait for their close; the rest is already published.
+            target = state.close_target(self.grace_ms)
+            if state.dirty or state.corrections or any(k[2] < target for k in state.windows):
+                self.pending_usage.add(state.customer_id)
         self.pending_accounts = {a.customer_id for a in self.store.owned_accounts() if a.has_outbox}
         self.pending_raw = self.store.owned_raw()

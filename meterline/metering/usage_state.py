@@ -60,7 +60,9 @@ class UsageState:
     closed_before: int = 0
     chunk_seq: int = 0
     corrections: list[Correction] = field(default_factory=list)
-    # Not persisted: windows changed since the last snapshot was written.
+    # Windows changed since their last snapshot was written. Persisted: a store that decodes
+    # on every read (RocksDB) would otherwise hand the publisher a state with none, and a
+    # restart knows which snapshots may have been lost without re-writing every window.
     dirty: set[WindowKey] = field(default_factory=set)
 
     def mark_applied(self, source: str, offset: int) -> None:
@@ -166,15 +168,19 @@ class UsageState:
                 ]
                 for c in self.corrections
             ],
+            "d": [[m, d, s] for (m, d, s) in self.dirty],
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> UsageState:
+        windows = {(m, d, int(s)): WindowAgg.from_dict(a) for m, d, s, a in data["w"]}
+        # A state written before dirty was kept: any of its windows may lack its snapshot.
+        dirty = {(m, d, int(s)) for m, d, s in data["d"]} if "d" in data else set(windows)
         return cls(
             customer_id=data["c"],
             version=int(data["v"]),
             applied={k: int(v) for k, v in data["applied"].items()},
-            windows={(m, d, int(s)): WindowAgg.from_dict(a) for m, d, s, a in data["w"]},
+            windows=windows,
             aggregations={k: Aggregation(v) for k, v in data["aggs"].items()},
             watermark=int(data["wm"]),
             closed_before=int(data["cb"]),
@@ -183,4 +189,5 @@ class UsageState:
                 Correction(m, d, int(s), e, Aggregation(g), WindowAgg.from_dict(a))
                 for m, d, s, e, g, a in data["corr"]
             ],
+            dirty=dirty,
         )

@@ -117,3 +117,23 @@ def test_dedup_index_rewritten_chunk_replaces_old_content() -> None:
     index.add(Chunk("c#0", "c", {"e1": "r1"}, max_ts=1))
     assert index.lookup("c", "e2") is None
     assert index.chunk_count == 1
+
+
+def test_the_windows_awaiting_a_snapshot_survive_a_store_that_decodes_every_read() -> None:
+    # RocksDB hands the publisher a freshly decoded state: the marks must be in the record.
+    state = UsageState(customer_id="c")
+    state.add(SUM, "", Decimal(1), None, BASE, "e1")
+    state.add(SUM, "", Decimal(2), None, BASE + 60_000, "e2")
+    decoded = UsageState.from_dict(state.to_dict())
+    assert decoded.dirty == state.dirty == set(state.windows)
+    decoded.dirty.clear()
+    assert UsageState.from_dict(decoded.to_dict()).dirty == set()
+
+
+def test_a_state_written_before_the_marks_were_kept_has_every_window_marked() -> None:
+    state = UsageState(customer_id="c")
+    state.add(SUM, "", Decimal(1), None, BASE, "e1")
+    state.dirty.clear()
+    old = state.to_dict()
+    del old["d"]
+    assert UsageState.from_dict(old).dirty == set(state.windows)
