@@ -9,6 +9,7 @@ re-publication after a crash repeats the same facts.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from meterline.billing.account import Account
@@ -20,7 +21,9 @@ OUTBOX_KINDS = ("entries", "topups", "alerts", "invoices", "payments")
 class AccountState:
     """The billing ``Account`` is decoded on first use: after a restart the checkpoint walks
     every owned state for its outbox, and building 100,000 accounts (plans, grants, the open
-    period) to read that was most of the time to ready."""
+    period) to read that was most of the time to ready. Stored, the account is a JSON
+    document of its own after the rest of the record (``to_parts``), so reading the outbox
+    does not even parse it, and an account never used is written back byte for byte."""
 
     __slots__ = (
         "_account",
@@ -41,7 +44,7 @@ class AccountState:
         outbox: dict[str, list[dict]] | None = None,
         balance_dirty: bool = False,
         *,
-        encoded: dict[str, Any] | None = None,
+        encoded: dict[str, Any] | bytes | None = None,
     ) -> None:
         if (account is None) == (encoded is None):
             raise ValueError("an AccountState needs exactly one of account and encoded")
@@ -57,7 +60,8 @@ class AccountState:
     def account(self) -> Account:
         if self._account is None:
             assert self._encoded is not None
-            self._account = Account.from_dict(self._encoded)
+            data = self._encoded
+            self._account = Account.from_dict(json.loads(data) if isinstance(data, bytes) else data)
             self._encoded = None
         return self._account
 
@@ -94,16 +98,44 @@ class AccountState:
     def to_dict(self) -> dict[str, Any]:
         return {
             "c": self.customer_id,
-            # Never decoded since it was read: written back exactly as it was.
-            "a": self._encoded if self._account is None else self._account.to_dict(),
+            "a": self._account_dict(),
             "applied": self.applied,
             "v": self.version,
             "o": self.outbox,
             "b": self.balance_dirty,
         }
 
+    def _account_dict(self) -> dict[str, Any]:
+        if self._account is not None:
+            return self._account.to_dict()
+        data = self._encoded
+        assert data is not None
+        return json.loads(data) if isinstance(data, bytes) else data
+
+    def to_parts(self) -> tuple[dict[str, Any], bytes]:
+        """(the record without its account, the account as compact JSON)."""
+        header = {
+            "c": self.customer_id,
+            "applied": self.applied,
+            "v": self.version,
+            "o": self.outbox,
+            "b": self.balance_dirty,
+        }
+        if self._account is None and isinstance(self._encoded, bytes):
+            # Never decoded since it was read: written back exactly as it was.
+            return header, self._encoded
+        return header, json.dumps(self._account_dict(), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_parts(cls, header: dict[str, Any], account: bytes) -> AccountState:
+        return cls._from(header, account)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AccountState:
+        return cls._from(data, data["a"])
+
+    @classmethod
+    def _from(cls, data: dict[str, Any], account: dict[str, Any] | bytes) -> AccountState:
         return cls(
             data["c"],
             None,
@@ -111,5 +143,5 @@ class AccountState:
             int(data["v"]),
             {k: list(data["o"].get(k, [])) for k in OUTBOX_KINDS},
             bool(data["b"]),
-            encoded=data["a"],
+            encoded=account,
         )

@@ -65,13 +65,21 @@ class _UsageStateCodec(codecs.Codec):
 
 
 class _AccountStateCodec(codecs.Codec):
+    """``header JSON`` newline ``account JSON``: compact JSON never holds a raw newline, so the
+    first one ends the header, and the account is parsed only when used (AccountState). A
+    record written before this framing is one JSON document and still loads."""
+
     def _dumps(self, obj: Any) -> bytes:
-        return json.dumps(obj.to_dict(), separators=(",", ":")).encode()
+        header, account = obj.to_parts()
+        return json.dumps(header, separators=(",", ":")).encode() + b"\n" + account
 
     def _loads(self, s: bytes) -> Any:
         from meterline.processor.account_state import AccountState
 
-        return AccountState.from_dict(json.loads(s))
+        header, sep, account = s.partition(b"\n")
+        if not sep:
+            return AccountState.from_dict(json.loads(s))
+        return AccountState.from_parts(json.loads(header), account)
 
 
 class _RawBatchCodec(codecs.Codec):
