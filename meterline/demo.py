@@ -14,6 +14,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from meterline.billing.money import money_text, plain
 from meterline.embedded.stack import EmbeddedStack, WorkerProcess
 from meterline.metering.catalog_file import DEFAULT_CATALOG_PATH
 from meterline.sample_data import DAY_MS, generate_usage, totals
@@ -123,9 +124,15 @@ def billing_table(worker: WorkerProcess, customers: list[str]) -> Table:
     for customer in customers:
         preview = httpx.get(f"{worker.url}/invoices/{customer}/preview", timeout=30).json()
         lines = preview.get("lines", [])
+        currency: str | None = preview.get("currency")
 
-        def total(kinds: tuple[str, ...], lines: list[dict] = lines) -> str:
-            return str(sum((Decimal(x["amount"]) for x in lines if x["kind"] in kinds), Decimal(0)))
+        def total(
+            kinds: tuple[str, ...], lines: list[dict] = lines, currency: str | None = currency
+        ) -> str:
+            amounts = (Decimal(x["amount"]) for x in lines if x["kind"] in kinds)
+            value = sum(amounts, Decimal(0))
+            # As the invoice prints money (money.py): 6.00 in USD, 600 in JPY.
+            return plain(value) if currency is None else money_text(value, currency)
 
         table.add_row(
             customer,
@@ -193,8 +200,9 @@ def run_demo(data_dir: Path, console: Console) -> int:
             key[0],
             key[1],
             str(n),
-            str(total),
-            str(exp_total),
+            # plain, not str(): a total of 0.0000001 would print as 1E-7
+            plain(total),
+            plain(exp_total),
             "[green]✓[/]" if match else "[red]✗[/]",
         )
     console.print(table)

@@ -14,6 +14,7 @@ from decimal import Decimal
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
+from meterline.billing.money import plain
 from sinks.client import AnyClient
 
 __all__ = ["format_decimal", "format_value", "query_rows", "to_json", "to_tsv"]
@@ -38,11 +39,10 @@ def query_rows(
 
 
 def format_decimal(value: Decimal) -> str:
-    """Plain notation without trailing zeros, as ClickHouse prints it: 1E-12 -> 0.000000000001."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
+    """Plain notation without trailing zeros, as ClickHouse prints it: 1E-12 -> 0.000000000001.
+    The one rule of every output (meterline/billing/money.py), so the API and the
+    meterline.invoices records print a value alike."""
+    return plain(value)
 
 
 def _format_datetime(value: datetime) -> str:

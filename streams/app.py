@@ -11,6 +11,7 @@ from typing import Any
 import faust
 from faust.exceptions import NotReady
 
+from meterline.billing.fx import FxRates
 from meterline.metering.catalog_file import load_catalog
 from meterline.metering.meters import MeterCatalog
 from meterline.metering.pricebook import PriceBook
@@ -60,8 +61,9 @@ def create_runtime(settings: Settings) -> Runtime:
     meters = MeterCatalog()
     prices = PriceBook()
     plans: dict[str, dict[str, Any]] = {}
+    fx_rates = FxRates()
     catalog = CatalogFeed(
-        settings.broker, codec, ClickHouseWriter(clickhouse), meters, prices, plans
+        settings.broker, codec, ClickHouseWriter(clickhouse), meters, prices, plans, fx_rates
     )
     if settings.catalog_file is not None:
         catalog.seed(load_catalog(settings.catalog_file))
@@ -99,7 +101,7 @@ def create_runtime(settings: Settings) -> Runtime:
         meters,
         prices,
         (states, chunks, accounts, raw),
-        BillingRules(meters, prices, plans),
+        BillingRules(meters, prices, plans, fx_rates),
         writer,
         dead_letters,
     )

@@ -25,9 +25,11 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from meterline.billing.fx import FxRate, FxRates
 from meterline.metering.catalog_file import CatalogSeed
 from meterline.metering.meters import MeterCatalog, MeterDef
 from meterline.metering.pricebook import Markup, ModelPrice, PriceBook
+from meterline.metering.windows import parse_instant_ms
 from schemas.codec import Codec, DecodeError
 from sinks.tables.catalog import MARKUPS, METERS, MODEL_PRICES, markup_row, meter_row, price_row
 from sinks.writer import ClickHouseWriter
@@ -57,7 +59,7 @@ def normalize_change(name: str, value: Any) -> tuple[str, dict[str, Any], int]:
     else:
         payload_name, body = value["payload"]
         kind = AVRO_TYPES.get(payload_name)
-    if kind not in ("meter", "plan", "model_price", "markup"):
+    if kind not in ("meter", "plan", "model_price", "markup", "fx_rate"):
         raise CatalogError(f"unknown catalog change type {kind!r}")
     return kind, dict(body), int(value.get("at", 0))
 
@@ -75,6 +77,7 @@ class CatalogFeed:
         meters: MeterCatalog,
         prices: PriceBook,
         plans: dict[str, dict[str, Any]],
+        fx_rates: FxRates | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.codec = codec
@@ -82,6 +85,7 @@ class CatalogFeed:
         self.meters = meters
         self.prices = prices
         self.plans = plans
+        self.fx_rates = fx_rates if fx_rates is not None else FxRates()
         self.applied = 0
         self.errors = 0
 
@@ -94,6 +98,8 @@ class CatalogFeed:
             self.apply("markup", markup.to_dict(), 0)
         for plan in seed.plans:
             self.apply("plan", plan, 0)
+        for rate in seed.fx_rates:
+            self.apply("fx_rate", rate, 0)
         self.writer.flush()
 
     def apply(self, kind: str, body: dict[str, Any], at: int) -> None:
@@ -109,6 +115,9 @@ class CatalogFeed:
             markup = Markup.from_dict(body)
             self.prices.add_markup(markup)
             self.writer.add(MARKUPS.name, [markup_row(markup)], MARKUPS.columns)
+        elif kind == "fx_rate":
+            when = parse_instant_ms(body.get("effective_from"), "fx_rate effective_from")
+            self.fx_rates.add(FxRate.from_dict({**body, "effective_from": when}))
         else:
             self.plans[str(body["plan_id"])] = body
         self.applied += 1

@@ -88,6 +88,7 @@ class UsagePipeline:
             states, chunks, accounts, raw, self.index, self.home, self.owned_partitions
         )
         self.retention_ms = settings.payment_retention_days * 86_400_000
+        self.rules = rules
         self.processor = CustomerProcessor(meters, rules, self.index, self.retention_ms)
         self.outputs = FaustOutputs(app, codec, dead_letters)
         self.checkpoint = Checkpoint(
@@ -199,7 +200,7 @@ class UsagePipeline:
         ticked = 0
         for account in self.store.owned_accounts():
             account.account.payment_retention_ms = self.retention_ms
-            fx = account.account.tick(now_ms)
+            fx = self.rules.account(account).tick(now_ms)
             if fx.entries or fx.topups or fx.alerts or fx.invoices or fx.payments:
                 account.record(fx)
                 self.store.put_account(account)

@@ -95,6 +95,9 @@ class Invoices(ApiView):
         fmt = parse_format(query)
         store = self.ctx.store
         lines_table = await store.billing_table("invoice_lines")
+        # The text views (009_invoice_text.sql) print amounts as the invoice records do (6.00
+        # in USD, 6 in JPY); a store migrated before them shows the Decimal columns plainly.
+        lines_table = await store.describe("invoice_lines_text") or lines_table
         req = parse_rows_request(query, ("invoice_id",), 1000)
 
         async def rows_of(table: TableInfo, order: tuple[str, ...]) -> ResultSet:
@@ -108,7 +111,7 @@ class Invoices(ApiView):
             return table_response(self, lines, fmt, {})
         # Status and payments live in `invoices` (when the billing writer has it); the
         # lines alone still give period and amount due.
-        headers = await store.describe("invoices")
+        headers = await store.describe("invoices_text") or await store.describe("invoices")
         if headers is not None:
             found = await rows_of(headers, ("period_start DESC", "invoice_id"))
             # version is the writer's ReplacingMergeTree bookkeeping, not invoice data.

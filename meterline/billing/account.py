@@ -26,23 +26,32 @@ Layout: the fields and the state format are in account_data.py, time passing (pe
 expiry, alerts, retention) in closing.py, and the inputs here.
 
 Not modelled (yet): proration when a plan changes or an account starts mid-period (a new plan's
-fee and recurring credits apply from the next period; its rate card from the next event), and
-dunning of unpaid invoices (a failed invoice payment raises an alert).
+fee and recurring credits apply from the next period; its rate card from the next event).
+Unpaid invoices follow a dunning schedule (dunning.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from decimal import Decimal, DecimalException
 
 from meterline.billing.account_data import DAY_MS, DEFAULT_EXPIRY_NOTICE_MS
+from meterline.billing.advance import (
+    DEFAULT_ITEMS,
+    AdvanceItem,
+    advance_invoice_id,
+    build_advance_invoice,
+    check_items,
+    conflicts,
+    usage_cost,
+)
+from meterline.billing.advance import span as advance_span
 from meterline.billing.catalog import Category, Plan
 from meterline.billing.closing import ClosingAccount
 from meterline.billing.credits import check_grant
 from meterline.billing.effects import Effects
-from meterline.billing.invoice import build_invoice, invoice_id
-from meterline.billing.money import ZERO, exact
+from meterline.billing.money import ZERO, exact, minor_units
 from meterline.billing.payments import (
     PaymentContext,
     PaymentOutcome,
@@ -50,9 +59,7 @@ from meterline.billing.payments import (
     check_payment,
 )
 from meterline.billing.periods import BillingAnchor, next_period, period_at
-from meterline.billing.pricing import marginal_cost
-from meterline.billing.pricing import price as period_price
-from meterline.billing.topup import AutoTopup, TopupPolicy
+from meterline.billing.topup import DEFAULT_RETRY_DELAYS_MS, AutoTopup, TopupPolicy
 from meterline.billing.usage import MeterPeriod, Reading
 
 __all__ = ["DAY_MS", "DEFAULT_EXPIRY_NOTICE_MS", "Account"]
@@ -88,6 +95,7 @@ class Account(ClosingAccount):
         topup: TopupPolicy | None = None,
         low_balance_threshold: Decimal | None = None,
         expiry_notice_ms: int | None = DEFAULT_EXPIRY_NOTICE_MS,
+        invoice_currency: str | None = None,
     ) -> Effects:
         """Create or change the customer. The anchor is fixed by the first upsert; a plan change
         takes effect for the next event (rate card) and the next period (fee, credits)."""
@@ -95,9 +103,17 @@ class Account(ClosingAccount):
             return _rejected("the billing anchor of an existing account cannot change")
         if self.plan is not None and plan.currency != self.plan.currency:
             return _rejected(f"account bills in {self.plan.currency}, plan is {plan.currency}")
+        if invoice_currency is not None:
+            try:
+                minor_units(invoice_currency)
+            except ValueError as exc:
+                return _rejected(str(exc))
         fx = Effects()
         now = self._advance(at, fx)
         self.plan = plan
+        # The plan's own currency needs no rate: kept as None (fx.py).
+        same = invoice_currency is None or invoice_currency.upper() == plan.currency
+        self.invoice_currency = None if same else invoice_currency.upper()
         if self.anchor is None:
             self.anchor = anchor
             self.period = period_at(anchor, now)
@@ -183,32 +199,53 @@ class Account(ClosingAccount):
         return fx
 
     @exact
-    def bill_in_advance(self, at: int, period_start: int | None = None) -> Effects:
-        """Invoice the fee of a future period now (default: the next one). Its period invoice
-        then leaves the fee out. Billing the same period again changes nothing."""
+    def bill_in_advance(
+        self,
+        at: int,
+        period_start: int | None = None,
+        *,
+        periods: int | None = None,
+        until: int | None = None,
+        items: Sequence[AdvanceItem] = DEFAULT_ITEMS,
+    ) -> Effects:
+        """Invoice items of future periods now (advance.py has the rules): from the period
+        starting at ``period_start`` (default: the next one), ``periods`` of them (default 1)
+        or up to ``until``; the fee by default. Those periods' own invoices then leave out what
+        was billed ahead. The same span again is a duplicate."""
         if self.plan is None or self.anchor is None or self.period is None:
             return _rejected("bill in advance for a customer with no plan")
         fx = Effects()
         now = self._advance(at, fx)
         assert self.period is not None
+
+        def reject(reason: str) -> Effects:
+            # fx may already hold the effects of time passing: they must still go out.
+            fx.errors.append(reason)
+            fx.status = "rejected"
+            return fx
+
         if period_start is None:
-            target = next_period(self.anchor, self.period)
+            first = next_period(self.anchor, self.period)
         else:
-            target = period_at(self.anchor, period_start)
-            if target.start != period_start or target.start <= self.period.start:
-                # fx may already hold the effects of time passing: they must still go out.
-                fx.errors.append(f"{period_start} is not the start of a future billing period")
-                fx.status = "rejected"
-                return fx
-        inv_id = invoice_id(self.customer_id, target, "advance")
+            first = period_at(self.anchor, period_start)
+            if first.start != period_start or first.start <= self.period.start:
+                return reject(f"{period_start} is not the start of a future billing period")
+        try:
+            covered = advance_span(self.anchor, first, periods, until)
+            wanted = check_items(self.plan, items)
+        except ValueError as exc:
+            return reject(f"bill in advance: {exc}")
+        inv_id = advance_invoice_id(self.customer_id, covered)
         if inv_id in self.invoices:
             fx.status = "duplicate"
             return fx
-        inv = build_invoice(
-            self.customer_id, self.plan.currency, target, now, fee=self.plan.fee, kind="advance"
+        if taken := conflicts(covered, wanted, self.advance_billed, self.prebilled):
+            return reject(f"already billed in advance: {', '.join(taken)}")
+        inv = build_advance_invoice(
+            self.customer_id, self.plan, covered, wanted, now, self.fx_quote(now)
         )
         self.invoices[inv_id] = inv
-        self.advance_billed.append(target.start)
+        self.advance_billed += self.prebilled.record(covered, wanted, inv)
         fx.invoices.append(inv)
         return fx
 
@@ -236,7 +273,8 @@ class Account(ClosingAccount):
         if cost is None:
             assert entry is not None and entry.model is not None
             try:
-                cost = marginal_cost(entry.model, u.quantity, quantity)
+                after = u.quantity + quantity
+                cost = usage_cost(entry.model, u.quantity, after, self._committed(meter))
             except DecimalException:
                 # More digits than exact arithmetic holds: refuse rather than round. Effects of
                 # the time that passed (a period close) stay in fx and must still be published.
@@ -263,7 +301,7 @@ class Account(ClosingAccount):
         u = self.usage.get(meter) or MeterPeriod()
         try:
             after = u.quantity_with(event_id, reading)
-            cost = period_price(entry.model, after) - period_price(entry.model, u.quantity)
+            cost = usage_cost(entry.model, u.quantity, after, self._committed(meter))
         except DecimalException:
             fx.errors.append(f"usage {event_id}: {reading.value} cannot be rated exactly")
             fx.status = "rejected"
@@ -271,6 +309,10 @@ class Account(ClosingAccount):
         u.take(event_id, reading)
         self._charge(meter, u, after, cost, now, event_id, fx)
         return fx
+
+    def _committed(self, meter: str) -> Decimal:
+        """The open period's quantity of ``meter`` prepaid by an advance invoice."""
+        return ZERO if self.period is None else self.prebilled.committed(self.period.start, meter)
 
     def _charge(
         self,
@@ -330,6 +372,7 @@ class Account(ClosingAccount):
         now = self._advance(outcome.occurred_at, fx)
         result = apply_payment(outcome, self._payment_context(now), fx)
         self.owed += result.owed
+        self.dispute_fees += result.dispute_fee
         fx.status = result.status
         self._after_change(now, outcome.payment_id, fx, usage=False)
         return fx
@@ -346,4 +389,7 @@ class Account(ClosingAccount):
             self.payments,
             self.forgotten_until,
             self.payment_retention_ms,
+            self._paid_priority,
+            self.dunning,
+            DEFAULT_RETRY_DELAYS_MS if self.topup is None else self.topup.policy.retry_delays_ms,
         )

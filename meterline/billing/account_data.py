@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Self
 
+from meterline.billing.advance import Prebilled
 from meterline.billing.alerts import BalanceAlerts, ExpiryNotices
 from meterline.billing.catalog import Plan
 from meterline.billing.credits import Wallet
+from meterline.billing.dunning import InvoiceDunning, decode_dunning, encode_dunning
+from meterline.billing.fx import FxQuote, FxRates
 from meterline.billing.invoice import Invoice
 from meterline.billing.money import ZERO, opt_str, to_decimal
 from meterline.billing.payments import PaymentRecord
@@ -60,8 +63,17 @@ class AccountData:
     usage: dict[str, MeterPeriod] = field(default_factory=dict)
     invoices: dict[str, Invoice] = field(default_factory=dict)
     payments: dict[str, PaymentRecord] = field(default_factory=dict)
-    advance_billed: list[int] = field(default_factory=list)  # period starts
+    advance_billed: list[int] = field(default_factory=list)  # period starts, fee billed whole
+    # Partial fees and committed quantities billed ahead, by period (advance.py).
+    prebilled: Prebilled = field(default_factory=Prebilled)
+    # The customer's own currency for invoices (fx.py); None: the plan's.
+    invoice_currency: str | None = None
+    # The catalog's exchange rates, handed in by the adapter (as plans are): not state.
+    fx_rates: FxRates | None = field(default=None, compare=False)
     owed: Decimal = ZERO  # refund debts, billed on the next period invoice
+    dispute_fees: Decimal = ZERO  # fees of lost disputes, billed on the next period invoice
+    # Unpaid invoices between a declined payment and their next retry (dunning.py).
+    dunning: dict[str, InvoiceDunning] = field(default_factory=dict)
     period_fee: Decimal = ZERO  # the fee of the plan in force when the open period began
     low_balance_threshold: Decimal | None = None
     expiry_notice_ms: int | None = DEFAULT_EXPIRY_NOTICE_MS
@@ -75,6 +87,12 @@ class AccountData:
 
     def __post_init__(self) -> None:
         self.wallet = Wallet(self.customer_id)
+
+    def fx_quote(self, at: int) -> FxQuote | None:
+        """The rate of an invoice issued at ``at`` (fx.py: the one in force then)."""
+        if self.plan is None or self.invoice_currency is None or self.fx_rates is None:
+            return None
+        return self.fx_rates.quote(self.plan.currency, self.invoice_currency, at)
 
     @property
     def _paid_priority(self) -> int:
@@ -97,7 +115,14 @@ class AccountData:
             "invoices": [encode_invoice(inv) for inv in self.invoices.values()],
             "payments": rows,
             "advance_billed": list(self.advance_billed),
+            **({} if (ahead := self.prebilled.to_dict()) is None else {"advance": ahead}),
+            **(
+                {} if self.invoice_currency is None else {"invoice_currency": self.invoice_currency}
+            ),
             "owed": str(self.owed),
+            # Both left out at their usual value: a state keeps the shape it had without them.
+            **({"dispute_fees": str(self.dispute_fees)} if self.dispute_fees else {}),
+            **({"dunning": encode_dunning(self.dunning)} if self.dunning else {}),
             "period_fee": str(self.period_fee),
             "low_balance_threshold": opt_str(self.low_balance_threshold),
             "expiry_notice_ms": self.expiry_notice_ms,
@@ -139,7 +164,11 @@ class AccountData:
         invoices = (decode_invoice(i) for i in data["invoices"])
         acc.invoices = {i.invoice_id: i for i in invoices}
         acc.advance_billed = [int(s) for s in data["advance_billed"]]
+        acc.prebilled = Prebilled.from_dict(data.get("advance"))  # absent: nothing of it
+        acc.invoice_currency = data.get("invoice_currency")
         acc.owed = to_decimal(data["owed"])
+        acc.dispute_fees = to_decimal(data.get("dispute_fees", "0"))
+        acc.dunning = decode_dunning(data.get("dunning"))
         acc.period_fee = to_decimal(data["period_fee"])
         threshold = data["low_balance_threshold"]
         acc.low_balance_threshold = None if threshold is None else to_decimal(threshold)

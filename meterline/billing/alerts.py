@@ -8,6 +8,12 @@ from decimal import Decimal
 
 from meterline.billing.credits import Wallet
 from meterline.billing.effects import Alert, alert
+from meterline.billing.money import money_text, plain
+
+
+def _money(value: Decimal, currency: str | None) -> str:
+    """An amount as outputs print it (money.py): the plan currency's digits, never rounded."""
+    return plain(value) if currency is None else money_text(value, currency)
 
 
 @dataclass(slots=True)
@@ -17,7 +23,12 @@ class ExpiryNotices:
     alerted: list[str] = field(default_factory=list)
 
     def check(
-        self, wallet: Wallet, customer_id: str, notice_ms: int | None, now: int
+        self,
+        wallet: Wallet,
+        customer_id: str,
+        notice_ms: int | None,
+        now: int,
+        currency: str | None = None,
     ) -> list[Alert]:
         """Warn once about each active grant with credits left that expires within
         ``notice_ms`` of ``now``. Only the front of the wallet's expiry order is looked at, so
@@ -45,7 +56,7 @@ class ExpiryNotices:
                     now,
                     g.grant_id,
                     expires_at=str(g.expires_at),
-                    remaining=str(g.remaining),
+                    remaining=_money(g.remaining, currency),
                 )
             )
         return out
@@ -68,6 +79,7 @@ class BalanceAlerts:
         ref: str,
         *,
         usage: bool,
+        currency: str | None = None,
     ) -> list[Alert]:
         out: list[Alert] = []
         if threshold is not None and balance < threshold:
@@ -79,8 +91,8 @@ class BalanceAlerts:
                         "balance_low",
                         now,
                         ref,
-                        balance=str(balance),
-                        threshold=str(threshold),
+                        balance=_money(balance, currency),
+                        threshold=_money(threshold, currency),
                     )
                 )
         else:

@@ -1,5 +1,6 @@
 """Time passing on an account: period close and open, grant expiry, alerts, the top-up decision
-after every change, and the retention pass (retention.py).
+after every change, due retries of unpaid invoices (dunning.py), and the retention pass
+(retention.py).
 
 ``_advance`` is the one place the clock moves. It runs before any input is applied, so the input
 sees the period, grants and retained state of its own time.
@@ -8,6 +9,8 @@ sees the period, grants and retained state of its own time.
 from __future__ import annotations
 
 from meterline.billing.account_data import AccountData
+from meterline.billing.advance import remaining_fee
+from meterline.billing.dunning import due_retries
 from meterline.billing.effects import Effects
 from meterline.billing.invoice import Invoice, MeterCharge, build_invoice
 from meterline.billing.money import ZERO, exact
@@ -29,6 +32,11 @@ class ClosingAccount(AccountData):
         self._after_change(at, f"tick:{at}", fx, usage=False)
         return fx
 
+    @property
+    def _currency(self) -> str | None:
+        """The plan's currency: credits and balances are money of it (catalog.py)."""
+        return None if self.plan is None else self.plan.currency
+
     def _advance(self, at: int, fx: Effects) -> int:
         self.clock = at if self.clock is None else max(self.clock, at)
         now = self.clock
@@ -38,7 +46,7 @@ class ClosingAccount(AccountData):
             closed = True
         fx.entries += self.wallet.expire(now)
         fx.alerts += self.expiry_notices.check(
-            self.wallet, self.customer_id, self.expiry_notice_ms, now
+            self.wallet, self.customer_id, self.expiry_notice_ms, now, self._currency
         )
         if (
             self.payment_retention_ms is not None
@@ -62,6 +70,7 @@ class ClosingAccount(AccountData):
         if self.plan is None or self.period is None:
             return None
         copy = self.from_dict(self.to_dict(), payment_retention_ms=self.payment_retention_ms)
+        copy.fx_rates = self.fx_rates
         fx = Effects()
         copy._close_period(fx)
         return fx.invoices[0] if fx.invoices else None
@@ -76,7 +85,14 @@ class ClosingAccount(AccountData):
             model = entry.model if entry is not None else None
             price = display_unit_price(model) if model is not None else None
             charges.append(MeterCharge(meter, u.quantity, u.amount, u.credits, price))
-        fee = None if period.start in self.advance_billed else self.period_fee
+        # A fee billed ahead is billed once: whole, no fee line; partial, the rest of it.
+        fee = (
+            None
+            if period.start in self.advance_billed
+            else remaining_fee(
+                self.period_fee, self.prebilled.partial_fee.get(period.start), self.plan.currency
+            )
+        )
         inv = build_invoice(
             self.customer_id,
             self.plan.currency,
@@ -85,13 +101,16 @@ class ClosingAccount(AccountData):
             fee=fee,
             charges=charges,
             adjustment=self.owed,
+            dispute_fees=self.dispute_fees,
+            fx=self.fx_quote(end),
         )
-        self.owed = ZERO
+        self.owed = self.dispute_fees = ZERO
         self.invoices[inv.invoice_id] = inv
         fx.invoices.append(inv)
         self.usage = {}
         self.period = next_period(self.anchor, period)
         self.advance_billed = [s for s in self.advance_billed if s >= self.period.start]
+        self.prebilled.drop_before(self.period.start)
         if self.topup is not None:
             self.topup.new_period()
         self._open_period(self.period.start, fx)
@@ -117,7 +136,15 @@ class ClosingAccount(AccountData):
     def _after_change(self, now: int, ref: str, fx: Effects, *, usage: bool) -> None:
         balance = self.wallet.balance(now)
         fx.alerts += self.balance_alerts.check(
-            self.customer_id, balance, self.low_balance_threshold, now, ref, usage=usage
+            self.customer_id,
+            balance,
+            self.low_balance_threshold,
+            now,
+            ref,
+            usage=usage,
+            currency=self._currency,
         )
         if self.topup is not None and (request := self.topup.decide(balance, now)):
             fx.topups.append(request)
+        if self.dunning:  # retries of unpaid invoices now due; ends those paid meanwhile
+            fx.topups += due_retries(self.dunning, self.invoices, now)

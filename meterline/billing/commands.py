@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from meterline.billing.account import DEFAULT_EXPIRY_NOTICE_MS, Account
+from meterline.billing.advance import DEFAULT_ITEMS, AdvanceItem
 from meterline.billing.catalog import Plan, check_category
 from meterline.billing.effects import Effects
 from meterline.billing.money import opt_decimal, to_decimal
@@ -39,6 +40,7 @@ def apply_command(account: Account, cmd: Mapping[str, Any], plans: Mapping[str, 
                 topup=None if topup is None else TopupPolicy.from_dict(topup),
                 low_balance_threshold=opt_decimal(cmd.get("low_balance_threshold")),
                 expiry_notice_ms=_opt_int(cmd.get("expiry_notice_ms", DEFAULT_EXPIRY_NOTICE_MS)),
+                invoice_currency=cmd.get("invoice_currency"),
             )
         if kind == "grant":
             amount: Decimal = to_decimal(cmd["amount"], "amount")
@@ -55,7 +57,15 @@ def apply_command(account: Account, cmd: Mapping[str, Any], plans: Mapping[str, 
         if kind == "void":
             return account.void(str(cmd["grant_id"]), at)
         if kind == "bill_in_advance":
-            return account.bill_in_advance(at, _opt_int(cmd.get("period_start")))
+            # No items: the fee, as the command always meant (advance.py).
+            items = tuple(AdvanceItem.from_dict(i) for i in cmd.get("items") or ())
+            return account.bill_in_advance(
+                at,
+                _opt_int(cmd.get("period_start")),
+                periods=_opt_int(cmd.get("periods")),
+                until=_opt_int(cmd.get("until")),
+                items=items or DEFAULT_ITEMS,
+            )
     except (KeyError, TypeError, ValueError) as exc:
         return Effects(errors=[f"malformed {kind} command: {exc!r}"], status="rejected")
     return Effects(errors=[f"unknown command type {kind!r}"], status="rejected")

@@ -232,6 +232,9 @@ class Wallet:
         if g.status != "active":
             return []
         g.status = "voided"
+        # Credits held by a dispute are already out of the balance: voided with the rest, so
+        # no release can bring them back into a voided grant.
+        g.held = ZERO
         self._index.sync(g)
         if g.remaining == 0:
             return []
@@ -264,6 +267,32 @@ class Wallet:
             g.status = "reversed"
         self._index.sync(g)
         return ReversalResult(entries, taken, owed)
+
+    @exact
+    def hold(self, grant_id: str, amount: Decimal, at: int, ref: str) -> list[LedgerEntry]:
+        """Take up to ``amount`` of a grant's unspent credits out of the balance while its
+        payment is disputed (a ``dispute_hold`` entry); ``release`` gives them back."""
+        g = self.grants.get(grant_id)
+        if g is None or g.status != "active":
+            return []
+        take = min(amount, g.remaining)
+        if take <= 0:
+            return []
+        g.remaining -= take
+        g.held += take
+        self._index.sync(g)
+        return [self._write("dispute_hold", g, -take, at, ref)]
+
+    @exact
+    def release(self, grant_id: str, at: int, ref: str) -> list[LedgerEntry]:
+        """Put back everything held on a grant (a ``dispute_release`` entry)."""
+        g = self.grants.get(grant_id)
+        if g is None or g.held <= 0:
+            return []
+        give, g.held = g.held, ZERO
+        g.remaining += give
+        self._index.sync(g)
+        return [self._write("dispute_release", g, give, at, ref)]
 
     # -- retention -------------------------------------------------------------------------
 

@@ -28,6 +28,8 @@ AlertKind = Literal[
     "grant_expiring",
     "refund_debt",
     "invoice_payment_failed",
+    "invoice_past_due",
+    "payment_unapplied",
 ]
 
 

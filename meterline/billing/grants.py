@@ -45,6 +45,7 @@ class Grant:
     # When the wallet made it (None: a grant from a state written before this was kept). How
     # long its id must be remembered after it is dropped is counted from here (retention.py).
     granted_at: int | None = None
+    held: Decimal = ZERO  # unspent credits out of the balance while its payment is disputed
 
     def covers(self, meter: str | None, product: str | None) -> bool:
         if meter is None or not self.scope:
@@ -86,6 +87,8 @@ class Grant:
         }
         if self.granted_at is not None:
             out["granted_at"] = self.granted_at
+        if self.held:
+            out["held"] = str(self.held)
         return out
 
     @classmethod
@@ -106,6 +109,7 @@ class Grant:
             to_decimal(data["reversed"]),
             to_decimal(data["clawed"]),
             None if granted_at is None else int(granted_at),
+            to_decimal(data.get("held", "0")),
         )
 
 

@@ -8,6 +8,7 @@ Lines, in this order:
   amount / quantity to 12 places (display only: the amount is not quantity × unit price);
 * ``credits_applied`` — one per meter that credits paid for, negative;
 * ``refund_adjustment`` — money owed for credits spent from refunded top-ups (see credits.py);
+* ``dispute_fee`` — fees of disputes lost since the last period invoice (disputes.py);
 * ``overage`` and ``amount_due`` — summary lines: overage is the usage lines plus the credit
   lines, amount due is the sum of all non-summary lines.
 
@@ -23,19 +24,32 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
+from meterline.billing.fx import FxQuote
 from meterline.billing.money import (
     EXACT,
     ZERO,
     exact,
+    money_text,
     opt_decimal,
-    opt_str,
+    opt_plain,
+    plain,
     round_minor,
     to_decimal,
 )
 from meterline.billing.money import unit_price as divide_unit_price
 from meterline.billing.periods import Period
 
-LineKind = Literal["fee", "usage", "credits_applied", "refund_adjustment", "overage", "amount_due"]
+# commitment: a committed quantity of a meter billed in advance (advance.py).
+LineKind = Literal[
+    "fee",
+    "usage",
+    "commitment",
+    "credits_applied",
+    "refund_adjustment",
+    "dispute_fee",
+    "overage",
+    "amount_due",
+]
 SUMMARY_KINDS: frozenset[str] = frozenset({"overage", "amount_due"})
 InvoiceKind = Literal["period", "advance"]
 
@@ -53,7 +67,10 @@ class InvoiceLine:
     unit_price: Decimal | None
     amount: Decimal
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, currency: str | None = None) -> dict[str, Any]:
+        """Decimals in plain notation (money.plain); with ``currency``, the amount keeps its
+        minor unit's digits (money.money_text). The values are exact either way."""
+        amount = plain(self.amount) if currency is None else money_text(self.amount, currency)
         return {
             "invoice_id": self.invoice_id,
             "customer_id": self.customer_id,
@@ -62,9 +79,9 @@ class InvoiceLine:
             "line_no": self.line_no,
             "kind": self.kind,
             "meter": self.meter,
-            "quantity": opt_str(self.quantity),
-            "unit_price": opt_str(self.unit_price),
-            "amount": str(self.amount),
+            "quantity": opt_plain(self.quantity),
+            "unit_price": opt_plain(self.unit_price),
+            "amount": amount,
         }
 
     @classmethod
@@ -109,16 +126,25 @@ class Invoice:
     lines: tuple[InvoiceLine, ...]
     amount_due: Decimal
     amount_paid: Decimal = ZERO
+    # A payment of it failed while it was unpaid (invoice_payments.py); shown while unpaid.
+    past_due: bool = False
+    # The method of the last successful payment that named one (a customer portal shows it).
+    payment_method_id: str | None = None
+    payment_method_name: str | None = None
+    # Invoiced in the customer's own currency (fx.py): the rate used; None: the plan's currency.
+    fx: FxQuote | None = None
 
     @property
     def remaining(self) -> Decimal:
-        """Still to pay (negative when overpaid)."""
+        """Still to pay (negative only in a state written before overpayments became credit)."""
         return EXACT.subtract(self.amount_due, self.amount_paid)
 
     @property
     def status(self) -> str:
         if self.remaining <= 0:
             return "paid"
+        if self.past_due:
+            return "past_due"
         return "partially_paid" if self.amount_paid > 0 else "open"
 
     def line(self, kind: LineKind, meter: str = "") -> InvoiceLine:
@@ -133,12 +159,33 @@ class Invoice:
             "period_start": self.period_start,
             "period_end": self.period_end,
             "issued_at": self.issued_at,
-            "lines": [x.to_dict() for x in self.lines],
-            "amount_due": str(self.amount_due),
-            "amount_paid": str(self.amount_paid),
-            "remaining": str(self.remaining),
+            "lines": [x.to_dict(self.currency) for x in self.lines],
+            "amount_due": money_text(self.amount_due, self.currency),
+            "amount_paid": money_text(self.amount_paid, self.currency),
+            "remaining": money_text(self.remaining, self.currency),
             "status": self.status,
+            **self._method(),
+            **self._fx(),
         }
+
+    def _fx(self) -> dict[str, Any]:
+        """The rate it was converted with, left out for an invoice in the plan's currency."""
+        if self.fx is None:
+            return {}
+        return {
+            "plan_currency": self.fx.base,
+            "fx_rate": plain(self.fx.rate),
+            "fx_rate_effective_from": self.fx.effective_from,
+        }
+
+    def _method(self) -> dict[str, str]:
+        """The payment method, left out while unknown (the dict keeps its older shape)."""
+        out = {}
+        if self.payment_method_id is not None:
+            out["payment_method_id"] = self.payment_method_id
+        if self.payment_method_name is not None:
+            out["payment_method_name"] = self.payment_method_name
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Invoice:
@@ -153,6 +200,17 @@ class Invoice:
             tuple(InvoiceLine.from_dict(x) for x in data["lines"]),
             to_decimal(data["amount_due"]),
             to_decimal(data.get("amount_paid", "0")),
+            data.get("status") == "past_due" or bool(data.get("past_due")),
+            data.get("payment_method_id"),
+            data.get("payment_method_name"),
+            None
+            if data.get("fx_rate") is None
+            else FxQuote(
+                data["plan_currency"],
+                data["currency"],
+                to_decimal(data["fx_rate"]),
+                int(data["fx_rate_effective_from"]),
+            ),
         )
 
 
@@ -203,14 +261,26 @@ def build_invoice(
     fee: Decimal | None,
     charges: Iterable[MeterCharge] = (),
     adjustment: Decimal = ZERO,
+    dispute_fees: Decimal = ZERO,
     kind: InvoiceKind = "period",
+    fx: FxQuote | None = None,
 ) -> Invoice:
+    """Amounts are in the plan's ``currency``; with ``fx`` each line is converted exactly and
+    then rounded in the invoice currency (fx.py), so amount due is still the sum of the lines."""
     inv_id = invoice_id(customer_id, period, kind)
     out = _Lines(inv_id, customer_id, period)
+    shown = currency if fx is None else fx.quote
+
+    def conv(amount: Decimal) -> Decimal:
+        return amount if fx is None else fx.convert(amount)
+
+    def money(amount: Decimal) -> Decimal:
+        return round_minor(conv(amount), shown)
+
     by_meter = sorted(charges, key=lambda c: c.meter)
     charged = ZERO
     if fee is not None and fee > 0:
-        charged += out.add("fee", round_minor(fee, currency), quantity=Decimal(1), price=fee)
+        charged += out.add("fee", money(fee), quantity=Decimal(1), price=conv(fee))
     overage = ZERO
     for c in by_meter:
         if c.quantity == 0 and c.amount == 0:
@@ -218,23 +288,26 @@ def build_invoice(
         price = (
             c.unit_price if c.unit_price is not None else divide_unit_price(c.amount, c.quantity)
         )
-        overage += out.add("usage", round_minor(c.amount, currency), c.meter, c.quantity, price)
+        overage += out.add("usage", money(c.amount), c.meter, c.quantity, conv(price))
     for c in by_meter:
         if c.credits != 0:
-            overage += out.add("credits_applied", round_minor(-c.credits, currency), c.meter)
+            overage += out.add("credits_applied", money(-c.credits), c.meter)
     charged += overage
     if adjustment != 0:
-        charged += out.add("refund_adjustment", round_minor(adjustment, currency))
+        charged += out.add("refund_adjustment", money(adjustment))
+    if dispute_fees != 0:
+        charged += out.add("dispute_fee", money(dispute_fees))
     out.add("overage", overage)
     out.add("amount_due", charged)
     return Invoice(
         inv_id,
         customer_id,
-        currency,
+        shown,
         kind,
         period.start,
         period.end,
         issued_at,
         tuple(out.rows),
         charged,
+        fx=fx,
     )

@@ -17,9 +17,22 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from meterline.billing.money import to_decimal
+from meterline.billing.money import plain, to_decimal
 
-EntryKind = Literal["grant", "topup", "debit", "rebate", "expiry", "void", "reversal"]
+# overpayment: the excess of an invoice payment, granted as paid credits; dispute_hold and
+# dispute_release: credits of a disputed payment taken out of, and put back into, the balance.
+EntryKind = Literal[
+    "grant",
+    "topup",
+    "debit",
+    "rebate",
+    "expiry",
+    "void",
+    "reversal",
+    "overpayment",
+    "dispute_hold",
+    "dispute_release",
+]
 ENTRY_KINDS: tuple[EntryKind, ...] = (
     "grant",
     "topup",
@@ -28,6 +41,9 @@ ENTRY_KINDS: tuple[EntryKind, ...] = (
     "expiry",
     "void",
     "reversal",
+    "overpayment",
+    "dispute_hold",
+    "dispute_release",
 )
 
 
@@ -50,8 +66,9 @@ class LedgerEntry:
             "customer_id": self.customer_id,
             "at": self.at,
             "kind": self.kind,
-            "amount": str(self.amount),
-            "balance_after": str(self.balance_after),
+            # Credits are exact, never rounded: plain, not money_text (money.py).
+            "amount": plain(self.amount),
+            "balance_after": plain(self.balance_after),
             "grant_id": self.grant_id,
             "ref": self.ref,
         }

@@ -122,4 +122,38 @@ def opt_decimal(raw: Any, what: str = "value") -> Decimal | None:
 
 
 def opt_str(value: Decimal | None) -> str | None:
+    """The exact string a Decimal prints as (its scale kept): for the state, where a value
+    must decode to exactly what was encoded. Outputs use ``plain`` and ``money_text``."""
     return None if value is None else str(value)
+
+
+# -- decimals as outputs show them -------------------------------------------------------------
+# What leaves billing (the meterline.invoices records, the API, ClickHouse's text views) shows a
+# value, not how it was computed: Decimal's own str() keeps its scale and switches to exponent
+# notation (a 12-place zero prints "0E-12", a sum of Decimal(38, 12) quantities
+# "120.000000000000"). These print the same value in plain notation; they drop only zeros, so
+# parsing the text back gives an equal Decimal.
+
+
+def plain(value: Decimal) -> str:
+    """No exponent, no trailing fractional zeros, no negative zero: 0E-12 -> "0",
+    120.000000000000 -> "120", 1.2E+2 -> "120", 0.000000000001 -> "0.000000000001"."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def opt_plain(value: Decimal | None) -> str | None:
+    return None if value is None else plain(value)
+
+
+def money_text(value: Decimal, currency: str) -> str:
+    """An amount of ``currency`` with its minor unit's digits (6 -> "6.00" in USD, "6" in JPY,
+    "6.000" in KWD), and more only when the value has them: it is never rounded here."""
+    text = plain(value)
+    digits = minor_units(currency)
+    whole, _, fraction = text.partition(".")
+    if len(fraction) >= digits:
+        return text
+    return f"{whole}.{fraction.ljust(digits, '0')}"

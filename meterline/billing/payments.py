@@ -17,12 +17,15 @@ What each status does:
   the grant is voided (its unspent remaining is written off, nothing is owed).
 * top-up ``refunded`` — the grant is reversed (credits.py: unspent first, the spent part becomes
   money owed on the next invoice and a ``refund_debt`` alert).
-* invoice ``succeeded`` — adds to the invoice's amount paid (payments may be partial);
-  ``refunded`` takes the increase back off; ``failed`` raises ``invoice_payment_failed``;
-  ``canceled`` is recorded and changes nothing.
+* top-up disputes — disputes.py: ``dispute_opened`` holds the unspent credits, ``dispute_won``
+  gives them back, ``dispute_lost`` is reversed as a refund of the disputed amount.
+* invoice payments — invoice_payments.py: partial and several payments, overpayment as credit,
+  ``failed`` makes the invoice past due, refunds, disputes, ``unlinked`` and relink.
 
 An outcome for a payment we do not know (no such top-up request or invoice), in another currency,
-or a refund of a payment that never succeeded is ``rejected``: the caller sends it to the DLQ.
+a refund or dispute of a payment that never succeeded, or a status this version cannot read
+(``unknown``, the Avro enum's default for a newer symbol) is ``rejected``: the caller sends it to
+the DLQ. The payment method an outcome names is kept on the record (the latest one named).
 
 Retention (retention.py): a payment's record is kept while an outcome for it may still come: for
 the retention window after the last outcome applied to it (``last_at``), and as long as the
@@ -38,135 +41,38 @@ to handle by hand.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from decimal import Decimal
-from typing import Any, Literal
-
-from meterline.billing.credits import Wallet
+from meterline.billing.disputes import apply_topup_dispute
 from meterline.billing.effects import Effects, alert
-from meterline.billing.invoice import Invoice
-from meterline.billing.money import ZERO, exact, to_decimal
-from meterline.billing.topup import AutoTopup
+from meterline.billing.invoice_payments import apply_invoice, check_link
+from meterline.billing.money import exact
+from meterline.billing.payment_types import (
+    PAYS_KINDS,
+    STATUSES,
+    PaymentContext,
+    PaymentOutcome,
+    PaymentRecord,
+    PaymentResult,
+    PaymentStatus,
+    PaysKind,
+    ResultStatus,
+)
+from meterline.billing.refunds import reverse_credits
 
-PaymentStatus = Literal["succeeded", "failed", "refunded", "canceled"]
-PaysKind = Literal["topup", "invoice"]
-STATUSES: tuple[PaymentStatus, ...] = ("succeeded", "failed", "refunded", "canceled")
-PAYS_KINDS: tuple[PaysKind, ...] = ("topup", "invoice")
-ResultStatus = Literal["applied", "duplicate", "ignored", "rejected"]
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentOutcome:
-    payment_id: str
-    customer_id: str
-    processor: str
-    status: PaymentStatus
-    amount: Decimal
-    currency: str
-    pays_kind: PaysKind
-    pays_id: str
-    occurred_at: int
-    failure_code: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"unknown payment status {self.status!r}")
-        if self.pays_kind not in PAYS_KINDS:
-            raise ValueError(f"a payment pays a topup or an invoice, not {self.pays_kind!r}")
-        if self.amount < 0:
-            raise ValueError("payment amount must not be negative")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "payment_id": self.payment_id,
-            "customer_id": self.customer_id,
-            "processor": self.processor,
-            "status": self.status,
-            "amount": str(self.amount),
-            "currency": self.currency,
-            "pays_kind": self.pays_kind,
-            "pays_id": self.pays_id,
-            "occurred_at": self.occurred_at,
-            "failure_code": self.failure_code,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PaymentOutcome:
-        return cls(
-            data["payment_id"],
-            data["customer_id"],
-            data["processor"],
-            data["status"],
-            to_decimal(data["amount"], "amount"),
-            data["currency"],
-            data["pays_kind"],
-            data["pays_id"],
-            int(data["occurred_at"]),
-            data.get("failure_code"),
-        )
-
-
-@dataclass(slots=True)
-class PaymentRecord:
-    payment_id: str
-    pays_kind: PaysKind
-    pays_id: str
-    statuses: list[str] = field(default_factory=list)
-    captured: Decimal = ZERO
-    refunded: Decimal = ZERO
-    grant_id: str | None = None
-    # Account clock when the last outcome was applied: the retention window counts from here.
-    # None only in a state written before it was kept (state.py fills it in on load).
-    last_at: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "payment_id": self.payment_id,
-            "pays_kind": self.pays_kind,
-            "pays_id": self.pays_id,
-            "statuses": list(self.statuses),
-            "captured": str(self.captured),
-            "refunded": str(self.refunded),
-            "grant_id": self.grant_id,
-            "last_at": self.last_at,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PaymentRecord:
-        last_at = data.get("last_at")
-        return cls(
-            data["payment_id"],
-            data["pays_kind"],
-            data["pays_id"],
-            list(data["statuses"]),
-            to_decimal(data["captured"]),
-            to_decimal(data["refunded"]),
-            data.get("grant_id"),
-            None if last_at is None else int(last_at),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentResult:
-    status: ResultStatus
-    reason: str = ""
-    owed: Decimal = ZERO  # money owed for spent credits of a refunded top-up
-
-
-@dataclass(slots=True)
-class PaymentContext:
-    """The parts of an account a payment outcome may change."""
-
-    customer_id: str
-    currency: str
-    now: int
-    wallet: Wallet
-    topup: AutoTopup | None
-    invoices: dict[str, Invoice]
-    records: dict[str, PaymentRecord]
-    forgotten_until: int | None = None  # see the module doc
-    retention_ms: int | None = None  # only to say why an outcome is refused
+__all__ = [
+    "PAYS_KINDS",
+    "STATUSES",
+    "PaymentContext",
+    "PaymentOutcome",
+    "PaymentRecord",
+    "PaymentResult",
+    "PaymentStatus",
+    "PaysKind",
+    "ResultStatus",
+    "apply_payment",
+    "check_payment",
+]
+# Statuses that need a payment that succeeded (money was taken) before they mean anything.
+_AFTER_SUCCESS = frozenset({"refunded", "dispute_opened", "dispute_won", "dispute_lost"})
 
 
 def _may_be_forgotten(o: PaymentOutcome, ctx: PaymentContext) -> bool:
@@ -194,22 +100,29 @@ def check_payment(o: PaymentOutcome, ctx: PaymentContext) -> PaymentResult | Non
         return PaymentResult("rejected", f"payment for {o.customer_id} sent to {ctx.customer_id}")
     if o.currency != ctx.currency:
         return PaymentResult("rejected", f"payment in {o.currency}, account bills {ctx.currency}")
+    if o.status == "unknown":
+        return PaymentResult(
+            "rejected", f"payment {o.payment_id}: a status this version cannot read"
+        )
     rec = ctx.records.get(o.payment_id)
     if rec is None and _may_be_forgotten(o, ctx):
         return PaymentResult("duplicate", "outside the retention window")
+    link = check_link(o, rec, ctx)  # unlink and relink (invoice_payments.py)
+    if link is not None:
+        return None if link == "apply" else link
     if rec is not None and (rec.pays_kind, rec.pays_id) != (o.pays_kind, o.pays_id):
         return PaymentResult(
             "rejected", f"payment {o.payment_id} already pays {rec.pays_kind} {rec.pays_id}"
         )
-    if o.status == "refunded":
-        if rec is None or "succeeded" not in rec.statuses:
+    if o.status in _AFTER_SUCCESS:
+        if rec is None or rec.captured <= 0:
             why = _forgotten(ctx, "last paid or refunded") if rec is None else ""
             return PaymentResult(
-                "rejected", f"refund of {o.payment_id}, which never succeeded{why}"
+                "rejected", f"{o.status} of {o.payment_id}, which never succeeded{why}"
             )
-        if min(o.amount, rec.captured) <= rec.refunded:
+        if o.status == "refunded" and min(o.amount, rec.captured) <= rec.refunded:
             return PaymentResult("duplicate")
-    elif rec is not None and o.status in rec.statuses:
+    if rec is not None and o.status != "refunded" and o.status in rec.statuses:
         return PaymentResult("duplicate")
     if rec is None:
         if o.pays_kind == "topup" and (ctx.topup is None or not ctx.topup.knows(o.pays_id)):
@@ -231,12 +144,16 @@ def apply_payment(o: PaymentOutcome, ctx: PaymentContext, fx: Effects) -> Paymen
             fx.errors.append(early.reason)
         return early
     rec = ctx.records.setdefault(o.payment_id, PaymentRecord(o.payment_id, o.pays_kind, o.pays_id))
-    if o.pays_kind == "topup":
-        result = _apply_topup(o, rec, ctx, fx)
+    if o.pays_kind == "invoice":
+        result = apply_invoice(o, rec, ctx, fx)
+    elif o.status.startswith("dispute_"):
+        result = apply_topup_dispute(o, rec, ctx, fx)
     else:
-        result = _apply_invoice(o, rec, ctx, fx)
+        result = _apply_topup(o, rec, ctx, fx)
     if o.status not in rec.statuses:
         rec.statuses.append(o.status)
+    if o.payment_method_id is not None or o.payment_method_name is not None:
+        rec.method_id, rec.method_name = o.payment_method_id, o.payment_method_name
     rec.last_at = ctx.now
     fx.payments.append(o)
     return result
@@ -287,52 +204,4 @@ def _apply_topup(
         return PaymentResult("applied")
     # refunded: check_payment made sure it succeeded and the refund grew.
     delta = min(o.amount, rec.captured) - rec.refunded
-    rec.refunded += delta
-    assert rec.grant_id is not None
-    rev = ctx.wallet.reverse(rec.grant_id, delta, now, ref=o.payment_id)
-    fx.entries += rev.entries
-    if rev.unrecovered > 0:
-        ref = f"{o.payment_id}:{rec.refunded}"
-        fx.alerts.append(
-            alert(
-                ctx.customer_id,
-                "refund_debt",
-                now,
-                ref,
-                owed=str(rev.unrecovered),
-                payment_id=o.payment_id,
-            )
-        )
-    return PaymentResult("applied", owed=rev.unrecovered)
-
-
-def _apply_invoice(
-    o: PaymentOutcome, rec: PaymentRecord, ctx: PaymentContext, fx: Effects
-) -> PaymentResult:
-    inv = ctx.invoices[o.pays_id]
-    if o.status == "succeeded":
-        rec.captured = o.amount
-        inv = replace(inv, amount_paid=inv.amount_paid + o.amount)
-    elif o.status == "refunded":
-        delta = min(o.amount, rec.captured) - rec.refunded
-        rec.refunded += delta
-        inv = replace(inv, amount_paid=inv.amount_paid - delta)
-    elif o.status == "failed":
-        if "succeeded" in rec.statuses:
-            return PaymentResult("ignored", "failure reported after success")
-        fx.alerts.append(
-            alert(
-                ctx.customer_id,
-                "invoice_payment_failed",
-                ctx.now,
-                o.payment_id,
-                invoice_id=inv.invoice_id,
-                failure_code=o.failure_code or "",
-            )
-        )
-        return PaymentResult("applied")
-    else:
-        return PaymentResult("ignored", "a canceled invoice payment changes nothing")
-    ctx.invoices[inv.invoice_id] = inv
-    fx.invoices.append(inv)
-    return PaymentResult("applied")
+    return PaymentResult("applied", owed=reverse_credits(o, rec, ctx, fx, delta))

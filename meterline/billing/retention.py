@@ -60,10 +60,10 @@ def prune(h: Holdings, now: int, retention_ms: int, forgotten_until: int | None)
     wallet, topup = h.wallet, h.topup
 
     def in_window(rec: PaymentRecord) -> bool:
-        if rec.last_at is None or rec.last_at >= horizon:
-            return True
+        if rec.last_at is None or rec.last_at >= horizon or rec.disputed > 0:
+            return True  # an open dispute is still to be won or lost
         g = None if rec.grant_id is None else wallet.grants.get(rec.grant_id)
-        return g is not None and g.remaining > 0
+        return g is not None and (g.remaining > 0 or g.held > 0)
 
     named = {(rec.pays_kind, rec.pays_id) for rec in h.payments.values() if in_window(rec)}
     requests = (

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from meterline.billing.credits import Grant, Wallet
+from meterline.billing.fx import FxQuote
 from meterline.billing.invoice import Invoice, InvoiceLine
 from meterline.billing.money import opt_decimal, opt_str, to_decimal
 from meterline.billing.payments import PaymentRecord
@@ -38,8 +39,8 @@ def encode_invoice(inv: Invoice) -> dict[str, Any]:
         == (inv.invoice_id, inv.customer_id, inv.period_start, inv.period_end, i)
         for i, x in enumerate(inv.lines, start=1)
     ):
-        return inv.to_dict()
-    return {
+        return {**inv.to_dict(), "past_due": inv.past_due}
+    out = {
         "id": inv.invoice_id,
         "c": inv.customer_id,
         "cur": inv.currency,
@@ -52,6 +53,14 @@ def encode_invoice(inv: Invoice) -> dict[str, Any]:
             for x in inv.lines
         ],
     }
+    # Newer fields only when set: a state without them is what older code wrote.
+    if inv.past_due:
+        out["pd"] = 1
+    if inv.payment_method_id is not None or inv.payment_method_name is not None:
+        out["pm"] = [inv.payment_method_id, inv.payment_method_name]
+    if inv.fx is not None:  # invoiced in the customer's currency (fx.py)
+        out["fx"] = [inv.fx.base, str(inv.fx.rate), inv.fx.effective_from]
+    return out
 
 
 def decode_invoice(data: Mapping[str, Any]) -> Invoice:
@@ -84,7 +93,17 @@ def decode_invoice(data: Mapping[str, Any]) -> Invoice:
         lines,
         to_decimal(data["due"]),
         to_decimal(data["paid"]),
+        bool(data.get("pd")),
+        *data.get("pm", (None, None)),
+        _decode_fx(data.get("fx"), data["cur"]),
     )
+
+
+def _decode_fx(raw: list[Any] | None, currency: str) -> FxQuote | None:
+    if raw is None:
+        return None
+    base, rate, effective_from = raw
+    return FxQuote(base, currency, to_decimal(rate), int(effective_from))
 
 
 # -- top-up requests --------------------------------------------------------------------------

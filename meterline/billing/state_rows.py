@@ -18,9 +18,18 @@ from meterline.billing.catalog import check_category
 from meterline.billing.credits import Grant, Wallet
 from meterline.billing.grants import GrantStatus
 from meterline.billing.money import EXACT, to_decimal
-from meterline.billing.payments import PaymentRecord, PaysKind
+from meterline.billing.payment_types import PaymentRecord, PaysKind, default_applied
 
-_PAYMENT_CODES: dict[str, str] = {"succeeded": "s", "failed": "f", "refunded": "r", "canceled": "c"}
+_PAYMENT_CODES: dict[str, str] = {
+    "succeeded": "s",
+    "failed": "f",
+    "refunded": "r",
+    "canceled": "c",
+    "dispute_opened": "o",
+    "dispute_won": "w",
+    "dispute_lost": "l",
+    "unlinked": "u",
+}
 _GRANT_CODES: dict[str, str] = {"active": "a", "expired": "e", "voided": "v", "reversed": "r"}
 _PAYMENT_NAMES = {v: k for k, v in _PAYMENT_CODES.items()}
 _GRANT_NAMES = {v: k for k, v in _GRANT_CODES.items()}
@@ -101,6 +110,8 @@ def _grant_extras(
         x["rv"] = reversed_
     if (clawed := str(g.clawed)) != "0":
         x["cl"] = clawed
+    if (held := str(g.held)) != "0":
+        x["hd"] = held
     return x
 
 
@@ -129,6 +140,7 @@ def encode_payments(
         x: dict[str, Any] = {}
         if (refunded := str(rec.refunded)) != "0":
             x["rf"] = refunded
+        x.update(_record_extras(rec))
         grant_seq: int | None = None
         if rec.grant_id is not None:
             g = grants.get(rec.grant_id)
@@ -182,19 +194,49 @@ def decode_payments(
             seq += int(grant_seq)
             grant_id = _topup_grant_id(payment_id)
             grants.append(_decode_grant(grant_id, captured_raw, seq, at, x, paid_priority, d))
+        names = [_PAYMENT_NAMES[c] for c in statuses]
+        refunded = d.decimal(x.get("rf", "0"))
+        method_id, method_name = x.get("pm", (None, None))
+        applied = x.get("ap")
         records.append(
             PaymentRecord(
                 payment_id,
                 kind,
                 pays_id,
-                [_PAYMENT_NAMES[c] for c in statuses],
+                names,
                 captured,
-                d.decimal(x.get("rf", "0")),
+                refunded,
                 grant_id,
                 at,
+                method_id,
+                method_name,
+                default_applied(kind, names, captured, refunded)
+                if applied is None
+                else d.decimal(applied),
+                d.decimal(x.get("dp", "0")),
+                d.decimal(x.get("do", "0")),
+                x.get("la"),
             )
         )
     return records, grants
+
+
+def _record_extras(rec: PaymentRecord) -> dict[str, Any]:
+    """The record's newer fields, each only when not at its usual value (rows written before
+    them decode to exactly those values)."""
+    x: dict[str, Any] = {}
+    if rec.method_id is not None or rec.method_name is not None:
+        x["pm"] = [rec.method_id, rec.method_name]
+    applied = str(rec.applied)
+    if applied != str(default_applied(rec.pays_kind, rec.statuses, rec.captured, rec.refunded)):
+        x["ap"] = applied
+    if (disputed := str(rec.disputed)) != "0":
+        x["dp"] = disputed
+    if (off := str(rec.dispute_off)) != "0":
+        x["do"] = off
+    if rec.link_at is not None:
+        x["la"] = rec.link_at
+    return x
 
 
 def _decode_grant(
@@ -225,6 +267,7 @@ def _decode_grant(
         d.decimal(reversed_),
         d.decimal(x.get("cl", "0")),
         x.get("ga", effective_at),
+        d.decimal(x.get("hd", "0")),
     )
 
 
@@ -257,6 +300,8 @@ def encode_grant(g: Grant, d: _Defaults | None = None) -> list[Any]:
         x["cl"] = clawed
     if g.granted_at != g.effective_at:
         x["ga"] = g.granted_at
+    if (held := str(g.held)) != "0":
+        x["hd"] = held
     row: list[Any] = [g.grant_id, amount, g.created_seq, g.effective_at]
     if x:
         row.append(x)
@@ -284,6 +329,7 @@ def decode_grant(row: list[Any], d: _Defaults | None = None) -> Grant:
         d.decimal(reversed_),
         d.decimal(x.get("cl", "0")),
         x.get("ga", effective_at),
+        d.decimal(x.get("hd", "0")),
     )
 
 

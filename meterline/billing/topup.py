@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from meterline.billing.money import ZERO, exact, to_decimal
+from meterline.billing.money import ZERO, exact, money_text, to_decimal
 
 HOUR_MS = 3_600_000
 DEFAULT_COOLDOWN_MS = 10 * 60_000
@@ -48,6 +48,12 @@ RequestStatus = Literal["pending", "succeeded", "failed", "canceled"]
 
 def exponential_delays(first_ms: int, factor: int, count: int) -> tuple[int, ...]:
     return tuple(first_ms * factor**i for i in range(count))
+
+
+def retry_delay(delays: tuple[int, ...], failures: int) -> int | None:
+    """How long to wait after the ``failures``-th consecutive decline; None once the schedule
+    is used up. One rule for top-ups and for unpaid invoices (dunning.py)."""
+    return delays[failures - 1] if 1 <= failures <= len(delays) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +117,19 @@ class TopupRequest:
     currency: str
     requested_at: int
     attempt: int  # 1 for a first try, k for the (k-1)-th dunning retry
+    # What it pays: a top-up (its outcome names the request id), or an unpaid invoice's
+    # dunning retry (dunning.py; its outcome names the invoice).
+    pays_kind: Literal["topup", "invoice"] = "topup"
+    pays_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The meterline.topups record: the amount as outputs print money (money.money_text:
+        "30.00", not str()'s "30.000000000000"); exact, so a payment service charges exactly it."""
+        return {**self.state_dict(), "amount": money_text(self.amount, self.currency)}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The pending request as the state keeps it: str() of the amount, scale and all, so a
+        state decodes to exactly what was encoded (the state is not an output)."""
         return {
             "request_id": self.request_id,
             "customer_id": self.customer_id,
@@ -120,6 +137,12 @@ class TopupRequest:
             "currency": self.currency,
             "requested_at": self.requested_at,
             "attempt": self.attempt,
+            # Only on an invoice retry: a top-up request keeps the shape it always had.
+            **(
+                {}
+                if self.pays_kind == "topup"
+                else {"pays_kind": self.pays_kind, "pays_id": self.pays_id}
+            ),
         }
 
     @classmethod
@@ -131,6 +154,8 @@ class TopupRequest:
             data["currency"],
             int(data["requested_at"]),
             int(data["attempt"]),
+            data.get("pays_kind", "topup"),
+            data.get("pays_id"),
         )
 
 
@@ -233,13 +258,13 @@ class AutoTopup:
         if declined is not None and declined.request_id == request_id:
             self.retry_amount = declined.amount
         self.failures += 1
-        delays = self.policy.retry_delays_ms
-        if self.failures > len(delays):
+        wait = retry_delay(self.policy.retry_delays_ms, self.failures)
+        if wait is None:
             self.suspended = True
             self.not_before = None
             self.retry_amount = None
             return "suspended"
-        self.not_before = at + delays[self.failures - 1]
+        self.not_before = at + wait
         return "applied"
 
     def on_canceled(self, request_id: str, at: int) -> OutcomeResult:
@@ -276,7 +301,7 @@ class AutoTopup:
             "currency": self.currency,
             "policy": self.policy.to_dict(),
             "n": self.n,
-            "pending": None if self.pending is None else self.pending.to_dict(),
+            "pending": None if self.pending is None else self.pending.state_dict(),
             "failures": self.failures,
             "not_before": self.not_before,
             "suspended": self.suspended,

@@ -10,7 +10,9 @@ with a zone)::
                         "output_per_million": "10.00", "cached_input_per_million": "1.25",
                         "effective_from": "2025-01-01T00:00:00Z"}],
       "markups": [{"rate": "0.2", "effective_from": "2025-01-01T00:00:00Z"}],
-      "plans": [{"plan_id": "lora-pro", ...}]
+      "plans": [{"plan_id": "lora-pro", ...}],
+      "fx_rates": [{"base": "USD", "quote": "EUR", "rate": "0.92",
+                    "effective_from": 1767225600000}]
     }
 
 Plans are kept as plain dicts: the billing domain interprets them. Any error names the file and
@@ -31,7 +33,7 @@ from meterline.metering.pricebook import Markup, ModelPrice, PriceBook
 
 DEFAULT_CATALOG_PATH = Path(__file__).resolve().parent.parent / "data" / "catalog.json"
 
-_TOP_KEYS = frozenset({"description", "meters", "model_prices", "markups", "plans"})
+_TOP_KEYS = frozenset({"description", "meters", "model_prices", "markups", "plans", "fx_rates"})
 
 
 class CatalogFileError(ValueError):
@@ -44,6 +46,8 @@ class CatalogSeed:
     model_prices: list[ModelPrice] = field(default_factory=list)
     markups: list[Markup] = field(default_factory=list)
     plans: list[dict[str, Any]] = field(default_factory=list)
+    # Like plans, kept as written: the billing domain interprets them (meterline.billing.fx).
+    fx_rates: list[dict[str, Any]] = field(default_factory=list)
 
     def meter_catalog(self) -> MeterCatalog:
         return MeterCatalog(self.meters)
@@ -123,6 +127,11 @@ def parse_catalog(data: Any, source: str = "catalog") -> CatalogSeed:
             raise CatalogFileError(f"{source}: plans[{i}]: plan {plan_id!r} is declared twice")
         plan_ids.add(plan_id)
         seed.plans.append(entry)
+
+    for i, entry in enumerate(_entries(data, "fx_rates", source)):
+        if not isinstance(entry, dict):
+            raise CatalogFileError(f"{source}: fx_rates[{i}]: an exchange rate must be an object")
+        seed.fx_rates.append(entry)
     return seed
 
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from meterline.billing.account import Account
 from meterline.billing.catalog import Plan
 from meterline.billing.commands import apply_command
+from meterline.billing.fx import FxRates
 from meterline.billing.payments import PaymentOutcome
 from meterline.billing.usage import ADDITIVE, Reading
 from meterline.metering.meters import MeterCatalog, dims_key
@@ -32,6 +34,7 @@ def command_from_avro(value: dict[str, Any]) -> dict[str, Any]:
             "plan_id": body["plan"],
             "billing_anchor": body["billing_anchor"],
             "tz": body.get("timezone", "UTC"),
+            "invoice_currency": body.get("invoice_currency"),
             "topup": None
             if topup is None
             else {
@@ -48,17 +51,23 @@ def command_from_avro(value: dict[str, Any]) -> dict[str, Any]:
     if short == "GrantVoid":
         return {**base, "type": "void", "grant_id": body["grant_id"]}
     if short == "BillInAdvance":
-        return {**base, "type": "bill_in_advance", "period_start": body["period_start"]}
+        # period_start, and (schema id 10 on) periods, until and items, named as the command.
+        return {**base, "type": "bill_in_advance", **body}
     raise ValueError(f"unknown account command {name!r}")
 
 
 class BillingRules:
     def __init__(
-        self, meters: MeterCatalog, prices: PriceBook, plans: dict[str, dict[str, Any]]
+        self,
+        meters: MeterCatalog,
+        prices: PriceBook,
+        plans: dict[str, dict[str, Any]],
+        fx_rates: FxRates | None = None,
     ) -> None:
         self.meters = meters
         self.prices = prices
         self.plan_dicts = plans
+        self.fx_rates = fx_rates if fx_rates is not None else FxRates()
         self._plans: dict[str, Plan] = {}
         self._plans_seen: dict[str, dict[str, Any]] = {}
 
@@ -69,6 +78,13 @@ class BillingRules:
                 self._plans[plan_id] = Plan.from_dict(raw)
                 self._plans_seen[plan_id] = raw
         return self._plans
+
+    def account(self, state: AccountState) -> Account:
+        """The state's account, seeing the catalog's exchange rates (held in memory only, like
+        plans: a rate is catalog, not account state)."""
+        account = state.account
+        account.fx_rates = self.fx_rates
+        return account
 
     def billing_input(self, state: AccountState, kind: InputKind, body: BillingInput) -> list[str]:
         """An account command or a payment outcome; a malformed one comes back as errors."""
@@ -82,7 +98,7 @@ class BillingRules:
     def usage(self, state: AccountState, kind: InputKind, record: dict[str, Any]) -> list[str]:
         """Rates one counted event and burns credits. Meters the plan does not price are
         metered but free; an account without a plan is metered only."""
-        account = state.account
+        account = self.account(state)
         if account.plan is None:
             return []
         at = record["timestamp"]
@@ -125,7 +141,7 @@ class BillingRules:
 
     def command(self, state: AccountState, name: str, value: Any) -> list[str]:
         cmd = command_from_avro(value) if name != "json" else value
-        fx = apply_command(state.account, cmd, self.plans())
+        fx = apply_command(self.account(state), cmd, self.plans())
         state.record(fx)
         return fx.errors
 
@@ -136,6 +152,6 @@ class BillingRules:
             outcome = PaymentOutcome.from_dict(value)
         except (KeyError, TypeError, ValueError) as exc:
             return [f"malformed payment outcome: {exc!r}"]
-        fx = state.account.apply_payment(outcome)
+        fx = self.account(state).apply_payment(outcome)
         state.record(fx)
         return fx.errors

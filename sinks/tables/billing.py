@@ -47,6 +47,11 @@ INVOICES = Table(
         "remaining",
         "status",
         "version",
+        "payment_method_id",
+        "payment_method_name",
+        "plan_currency",
+        "fx_rate",
+        "fx_rate_effective_from",
     ),
 )
 PAYMENTS = Table(
@@ -62,10 +67,23 @@ PAYMENTS = Table(
         "pays",
         "failure_code",
         "at",
+        "payment_method_id",
+        "payment_method_name",
+        "dispute_fee",
     ),
 )
 TOPUPS = Table(
-    "topups", ("request_id", "customer_id", "amount", "currency", "requested_at", "attempt")
+    "topups",
+    (
+        "request_id",
+        "customer_id",
+        "amount",
+        "currency",
+        "requested_at",
+        "attempt",
+        "pays_kind",
+        "pays",
+    ),
 )
 ALERTS = Table("alerts", ("alert_id", "customer_id", "kind", "at", "ref", "data"))
 
@@ -117,6 +135,11 @@ def _invoice(c: str, i: dict[str, Any], version: int) -> list[Any]:
         Decimal(i["remaining"]),
         i["status"],
         version,
+        i.get("payment_method_id"),
+        i.get("payment_method_name"),
+        i.get("plan_currency"),
+        Decimal(i["fx_rate"]) if "fx_rate" in i else None,
+        utc(i["fx_rate_effective_from"]) if "fx_rate_effective_from" in i else None,
     ]
 
 
@@ -132,6 +155,9 @@ def _payment(c: str, p: dict[str, Any]) -> list[Any]:
         p["pays_id"],
         p.get("failure_code") or "",
         utc(p["occurred_at"]),
+        p.get("payment_method_id"),
+        p.get("payment_method_name"),
+        _d(p.get("dispute_fee")),
     ]
 
 
@@ -143,6 +169,9 @@ def _topup(c: str, t: dict[str, Any]) -> list[Any]:
         t["currency"],
         utc(t["requested_at"]),
         t["attempt"],
+        # A top-up request pays itself; a dunning retry pays its invoice (008_payment_requests).
+        t.get("pays_kind", "topup"),
+        t.get("pays_id") or t["request_id"],
     ]
 
 

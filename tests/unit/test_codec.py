@@ -103,6 +103,7 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
                         "max_per_period": 3,
                         "processor": "adyen",
                     },
+                    "invoice_currency": "GBP",
                 },
             ),
         },
@@ -118,6 +119,7 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
                     "timezone": "UTC",
                     "currency": "USD",
                     "topup": None,
+                    "invoice_currency": None,
                 },
             ),
         },
@@ -148,7 +150,27 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             "command_id": "cmd-5",
             "customer_id": "cust-1",
             "issued_at": T0,
-            "command": ("meterline.BillInAdvance", {"period_start": T0}),
+            "command": (
+                "meterline.BillInAdvance",
+                {"period_start": T0, "periods": None, "until": None, "items": []},
+            ),
+        },
+        {
+            "command_id": "cmd-6",
+            "customer_id": "cust-1",
+            "issued_at": T0,
+            "command": (
+                "meterline.BillInAdvance",
+                {
+                    "period_start": T0,
+                    "periods": None,
+                    "until": T0 + 45 * 86_400_000,
+                    "items": [
+                        {"kind": "fee", "meter": None, "quantity": None},
+                        {"kind": "meter", "meter": "api_calls", "quantity": Decimal("1000")},
+                    ],
+                },
+            ),
         },
     ],
     PAYMENT_OUTCOME: [
@@ -162,6 +184,9 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             "pays_kind": kind,
             "pays_id": "topup-7",
             "failure_code": "card_declined" if status == "failed" else None,
+            "payment_method_id": "pm_123" if kind == "invoice" else None,
+            "payment_method_name": "Visa •••• 4242" if kind == "invoice" else None,
+            "dispute_fee": Decimal("15.00") if status == "dispute_lost" else None,
             "occurred_at": T0,
         }
         for status, kind in [
@@ -169,6 +194,10 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             ("failed", "topup"),
             ("refunded", "invoice"),
             ("canceled", "invoice"),
+            ("dispute_opened", "topup"),
+            ("dispute_won", "invoice"),
+            ("dispute_lost", "invoice"),
+            ("unlinked", "invoice"),
         ]
     ],
     CATALOG_CHANGE: [
@@ -866,3 +895,42 @@ def test_iso_timestamps_convert_exactly(
     local = utc.astimezone(timezone(timedelta(minutes=offset_minutes)))
     (ev,) = codec.usage_events(jbytes(_with(timestamp=local.isoformat())))
     assert ev["timestamp"] == expected
+
+
+def test_a_payment_outcome_written_with_its_first_schema_still_decodes(
+    codec: Codec, registry: FileRegistry
+) -> None:
+    # Id 6 is PaymentOutcome before the payment method and the dispute and unlink statuses;
+    # producers that still write it are read with it, and billing fills in what it lacks.
+    from meterline.billing.payments import PaymentOutcome
+
+    new_fields = ("payment_method_id", "payment_method_name", "dispute_fee")
+    old = {k: v for k, v in SAMPLES[PAYMENT_OUTCOME][0].items() if k not in new_fields}
+    body = io.BytesIO()
+    schemaless_writer(body, registry.schema_for(6), old)
+    name, record = codec.decode(b"\x00\x00\x00\x00\x06" + body.getvalue())
+    assert name == PAYMENT_OUTCOME
+    outcome = PaymentOutcome.from_dict(record)
+    assert (outcome.status, outcome.payment_method_id) == ("succeeded", None)
+
+
+def test_a_bill_in_advance_written_with_its_first_schema_still_decodes(
+    codec: Codec, registry: FileRegistry
+) -> None:
+    # Id 5 is AccountCommand before bill-in-advance spans and items: its records read as one
+    # period's fee, as they always meant.
+    from meterline.processor.billing_rules import command_from_avro
+
+    old = {
+        "command_id": "cmd-5",
+        "customer_id": "cust-1",
+        "issued_at": T0,
+        "command": ("meterline.BillInAdvance", {"period_start": T0}),
+    }
+    body = io.BytesIO()
+    schemaless_writer(body, registry.schema_for(5), old)
+    name, record = codec.decode(b"\x00\x00\x00\x00\x05" + body.getvalue())
+    assert name == ACCOUNT_COMMAND
+    cmd = command_from_avro(record)
+    assert cmd["type"] == "bill_in_advance" and cmd["period_start"] == T0
+    assert not cmd.get("items") and cmd.get("until") is None

@@ -44,8 +44,8 @@ STABLE_IDS = {
     "meterline.UsageEventBatch": 2,
     "meterline.TokenEvent": 3,
     "meterline.TokenEventBatch": 4,
-    "meterline.AccountCommand": 5,
-    "meterline.PaymentOutcome": 6,
+    "meterline.AccountCommand": 10,  # 5 is its first version, retired (bill-in-advance spans)
+    "meterline.PaymentOutcome": 9,  # 6 is its first version, retired (payment method, disputes)
     "meterline.CatalogChange": 7,
     "meterline.DeadLetter": 8,
 }
@@ -60,6 +60,8 @@ def test_ids_never_change() -> None:
     for name, sid in STABLE_IDS.items():
         assert registry.id_for(name) == sid
     assert set(top_level_names()) == set(STABLE_IDS)
+    # A retired version keeps its id: messages written with it still decode.
+    assert registry.schema_for(6)["name"] == "meterline.PaymentOutcome"
 
 
 def test_short_names_and_unknown_names() -> None:

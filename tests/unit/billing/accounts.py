@@ -38,7 +38,19 @@ op = st.one_of(
         st.tuples(
             st.just("pay"),
             st.integers(0, 50),
-            st.sampled_from(["succeeded", "succeeded", "failed", "refunded", "canceled"]),
+            st.sampled_from(
+                [
+                    "succeeded",
+                    "succeeded",
+                    "failed",
+                    "refunded",
+                    "canceled",
+                    "dispute_opened",
+                    "dispute_won",
+                    "dispute_lost",
+                    "unlinked",
+                ]
+            ),
             st.decimals(min_value=0, max_value=40, places=2),
             dt,
         )
@@ -70,7 +82,8 @@ def payment_for(
     account: Account, pick: int, status: str, amount: Decimal, at: int
 ) -> PaymentOutcome | None:
     succeeded = sorted(p for p, r in account.payments.items() if "succeeded" in r.statuses)
-    if status in ("refunded", "canceled") and succeeded and pick % 4:
+    after_success = ("refunded", "canceled", "dispute_opened", "dispute_won", "dispute_lost")
+    if status in (*after_success, "unlinked") and succeeded and pick % 4:
         # Mostly refund or cancel something that was paid, or those paths are never reached.
         rec = account.payments[succeeded[pick % len(succeeded)]]
         payment_id, kind, pays = rec.payment_id, rec.pays_kind, rec.pays_id

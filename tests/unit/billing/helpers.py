@@ -84,6 +84,23 @@ def effects_dict(fx: Effects) -> dict[str, Any]:
     }
 
 
+def by_value(data: Any) -> Any:
+    """``data`` with every string that is a decimal number turned into a Decimal, so records
+    compare by value: how a decimal prints (its scale, "0E-12" or "0") is not the contract of
+    an effect record, the value is (money.plain and money_text print them for outputs)."""
+    if isinstance(data, dict):
+        return {k: by_value(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [by_value(v) for v in data]
+    if isinstance(data, str):
+        try:
+            value = Decimal(data)
+        except ArithmeticError:
+            return data
+        return value if value.is_finite() else data
+    return data
+
+
 def through_json(account: Account) -> Account:
     """What a Faust table does to the state: encode to JSON and decode it again."""
     return Account.from_dict(json.loads(json.dumps(account.to_dict())))

@@ -118,11 +118,14 @@ def test_invoice_payments() -> None:
     inv_id = account.tick(START + 40 * 24 * HOUR).invoices[0].invoice_id
     assert account.invoices[inv_id].amount_due == D("10.00")
     fx = account.apply_payment(outcome("i1", "failed", "10", inv_id, kind="invoice"))
-    assert fx.alert_kinds() == ["invoice_payment_failed"]
+    # A failed payment of an unpaid invoice starts its dunning schedule (dunning.py).
+    assert fx.alert_kinds() == ["invoice_payment_failed"] and "i1" not in account.dunning
+    assert account.dunning[inv_id].failures == 1
     account.apply_payment(outcome("i2", "succeeded", "4", inv_id, kind="invoice"))
     assert account.invoices[inv_id].status == "partially_paid"
     account.apply_payment(outcome("i3", "succeeded", "6", inv_id, kind="invoice"))
     assert account.invoices[inv_id].status == "paid"
+    assert account.dunning[inv_id].retry_at is None  # the round ended
     fx = account.apply_payment(outcome("i3", "refunded", "2.5", inv_id, kind="invoice"))
     [inv] = fx.invoices
     assert (inv.amount_paid, inv.remaining, inv.status) == (D("7.5"), D("2.50"), "partially_paid")

@@ -10,6 +10,7 @@ code returned for each."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from meterline.billing.account import Account
 from meterline.billing.retention import PAYMENT_RETENTION_MS
 
 from .calls import Call, perform
-from .helpers import DAY, effects_dict
+from .helpers import DAY, by_value, effects_dict
 
 FIXTURE = json.loads((Path(__file__).parent / "data" / "state_before_retention.json").read_text())
 OLD: dict[str, Any] = FIXTURE["state"]
@@ -33,12 +34,33 @@ def _load(retention_ms: int | None) -> Account:
     return Account.from_dict(json.loads(json.dumps(OLD)), payment_retention_ms=retention_ms)
 
 
+def _new_rule_applies(account: Account, call: dict[str, Any]) -> bool:
+    """Whether an invoice payment meets a rule the old code did not have (invoice_payments.py:
+    an overpayment becomes credit, a failure makes the invoice past due); from there on the
+    effects differ from the old code's by design."""
+    o = call["args"].get("outcome") if call["kind"] == "payment" else None
+    if o is None or o["pays_kind"] != "invoice" or o["payment_id"] in account.payments:
+        return False
+    inv = account.invoices.get(o["pays_id"])
+    if inv is None:
+        return False
+    return o["status"] == "failed" or (
+        o["status"] == "succeeded" and Decimal(o["amount"]) > inv.remaining
+    )
+
+
 @pytest.mark.parametrize("retention_ms", [None, PAYMENT_RETENTION_MS])
 def test_old_state_behaves_as_the_old_code_did(retention_ms: int | None) -> None:
     account = _load(retention_ms)
+    same = True
     for step in FIXTURE["after"]:
+        same = same and not _new_rule_applies(account, step["call"])
         fx = perform(account, Call.from_dict(step["call"]))
-        assert _json(effects_dict(fx)) == step["effects"], step["call"]
+        if same:
+            # By value: outputs print decimals plainly now (0E-12 -> 0), the old code did not.
+            assert by_value(_json(effects_dict(fx))) == by_value(step["effects"]), step["call"]
+        w = account.wallet
+        assert w.balance_total == sum((g.remaining for g in w.grants.values()), Decimal(0))
         account = Account.from_dict(
             json.loads(json.dumps(account.to_dict())), payment_retention_ms=retention_ms
         )
