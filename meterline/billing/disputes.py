@@ -64,6 +64,17 @@ def _restore_invoice(rec: PaymentRecord, ctx: PaymentContext, fx: Effects) -> No
         change_paid(ctx, fx, rec.pays_id, off)
 
 
+def _won(opened: Decimal) -> PaymentResult:
+    return PaymentResult(
+        "applied" if opened > 0 else "ignored", "" if opened else "no dispute open"
+    )
+
+
+def _lost_amount(o: PaymentOutcome, rec: PaymentRecord, opened: Decimal) -> Decimal:
+    # A refund while the dispute was open may have taken part of it already.
+    return min(opened, rec.captured - rec.refunded) if opened > 0 else _disputable(o, rec)
+
+
 @exact
 def apply_topup_dispute(
     o: PaymentOutcome, rec: PaymentRecord, ctx: PaymentContext, fx: Effects
@@ -75,11 +86,8 @@ def apply_topup_dispute(
     opened, rec.disputed = rec.disputed, ZERO
     _release(o, rec, ctx, fx)
     if o.status == "dispute_won":
-        return PaymentResult(
-            "applied" if opened > 0 else "ignored", "" if opened else "no dispute open"
-        )
-    # A refund while the dispute was open may have taken part of it already.
-    x = min(opened, rec.captured - rec.refunded) if opened > 0 else _disputable(o, rec)
+        return _won(opened)
+    x = _lost_amount(o, rec, opened)
     owed = reverse_credits(o, rec, ctx, fx, x)
     return PaymentResult("applied", owed=owed, dispute_fee=o.dispute_fee or ZERO)
 
@@ -103,10 +111,7 @@ def apply_invoice_dispute(
     _release(o, rec, ctx, fx)
     _restore_invoice(rec, ctx, fx)
     if o.status == "dispute_won":
-        return PaymentResult(
-            "applied" if opened > 0 else "ignored", "" if opened else "no dispute open"
-        )
-    # A refund while the dispute was open may have taken part of it already.
-    x = min(opened, rec.captured - rec.refunded) if opened > 0 else _disputable(o, rec)
+        return _won(opened)
+    x = _lost_amount(o, rec, opened)
     owed = refund_invoice_payment(o, rec, ctx, fx, x)
     return PaymentResult("applied", owed=owed, dispute_fee=o.dispute_fee or ZERO)
