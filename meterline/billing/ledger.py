@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from meterline.billing.money import plain, to_decimal
 
@@ -33,18 +33,7 @@ EntryKind = Literal[
     "dispute_hold",
     "dispute_release",
 ]
-ENTRY_KINDS: tuple[EntryKind, ...] = (
-    "grant",
-    "topup",
-    "debit",
-    "rebate",
-    "expiry",
-    "void",
-    "reversal",
-    "overpayment",
-    "dispute_hold",
-    "dispute_release",
-)
+ENTRY_KINDS: tuple[EntryKind, ...] = get_args(EntryKind)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from meterline.billing.credits import Wallet
 from meterline.billing.dunning import InvoiceDunning
@@ -17,6 +17,8 @@ from meterline.billing.invoice import Invoice
 from meterline.billing.money import EXACT, ZERO, to_decimal
 from meterline.billing.topup import DEFAULT_PAID_PRIORITY, DEFAULT_RETRY_DELAYS_MS, AutoTopup
 
+# In the Avro enum's order: new symbols only ever go at the end (schema evolution). "unknown" is
+# the enum's default, what a reader makes of a symbol newer than itself: rejected, never guessed.
 PaymentStatus = Literal[
     "succeeded",
     "failed",
@@ -29,20 +31,8 @@ PaymentStatus = Literal[
     "unknown",
 ]
 PaysKind = Literal["topup", "invoice"]
-# In the Avro enum's order: new symbols only ever go at the end (schema evolution). "unknown" is
-# the enum's default, what a reader makes of a symbol newer than itself: rejected, never guessed.
-STATUSES: tuple[PaymentStatus, ...] = (
-    "succeeded",
-    "failed",
-    "refunded",
-    "canceled",
-    "dispute_opened",
-    "dispute_won",
-    "dispute_lost",
-    "unlinked",
-    "unknown",
-)
-PAYS_KINDS: tuple[PaysKind, ...] = ("topup", "invoice")
+STATUSES: tuple[PaymentStatus, ...] = get_args(PaymentStatus)
+PAYS_KINDS: tuple[PaysKind, ...] = get_args(PaysKind)
 ResultStatus = Literal["applied", "duplicate", "ignored", "rejected"]
 
 
