@@ -48,7 +48,8 @@ def _hold(
     o: PaymentOutcome, rec: PaymentRecord, ctx: PaymentContext, fx: Effects, x: Decimal
 ) -> None:
     if rec.grant_id is not None and x > 0:
-        fx.entries += ctx.wallet.hold(rec.grant_id, x, ctx.now, ref=f"{o.payment_id}:dispute")
+        held = rec.credits(x)
+        fx.entries += ctx.wallet.hold(rec.grant_id, held, ctx.now, ref=f"{o.payment_id}:dispute")
 
 
 def _release(o: PaymentOutcome, rec: PaymentRecord, ctx: PaymentContext, fx: Effects) -> None:
@@ -114,4 +115,6 @@ def apply_invoice_dispute(
         return _won(opened)
     x = _lost_amount(o, rec, opened)
     owed = refund_invoice_payment(o, rec, ctx, fx, x)
-    return PaymentResult("applied", owed=owed, dispute_fee=o.dispute_fee or ZERO)
+    # The fee is billed on the next period invoice, which is computed in the plan's currency.
+    fee = rec.credits(o.dispute_fee) if o.dispute_fee else ZERO
+    return PaymentResult("applied", owed=owed, dispute_fee=fee)

@@ -11,6 +11,12 @@ latest ``effective_from`` at or before it. The invoice records it (``FxQuote``: 
 invoice currency, rate, the rate's effective time), so a rate published later never changes an
 invoice already issued. No rate in force: the invoice is issued in the plan's currency, as if
 the customer had none of its own (README "Billing").
+
+Payments of such an invoice are in its currency and kept in it (amount paid, refunds, disputes).
+Where one turns into credits (an overpayment) or takes credits back (a refund or a lost dispute
+of that overpayment), the amount is converted back at the invoice's own rate: amount ÷ rate,
+to 12 decimals (Decimal(38, 12), the ledger's scale), half-even. A partial reversal converts the
+cumulative figure and takes the difference, so reversals add up to exactly the credits granted.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from meterline.billing.money import EXACT, minor_units, to_decimal
+from meterline.billing.money import EXACT, ROUNDING, minor_units, to_decimal
+
+_CREDIT_QUANTUM = Decimal("1e-12")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +76,11 @@ class FxQuote:
 
     def convert(self, amount: Decimal) -> Decimal:
         return EXACT.multiply(amount, self.rate)
+
+
+def to_base(amount: Decimal, rate: Decimal) -> Decimal:
+    """An amount of the invoice currency in the plan's currency, at ``rate`` (see module doc)."""
+    return ROUNDING.divide(amount, rate).quantize(_CREDIT_QUANTUM, context=ROUNDING)
 
 
 class FxRates:

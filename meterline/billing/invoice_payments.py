@@ -120,6 +120,8 @@ def _link(o: PaymentOutcome, rec: PaymentRecord, ctx: PaymentContext, fx: Effect
         # row of a payment never unlinked stays as small as it was.
         rec.captured = available = o.amount
     inv = ctx.invoices[o.pays_id]
+    if inv.fx is not None and rec.rate is None:  # paid in the invoice's own currency (fx.py)
+        rec.currency, rec.rate = inv.currency, inv.fx.rate
     to_invoice = min(available, max(inv.remaining, ZERO))
     excess: Decimal = available - to_invoice
     rec.applied = to_invoice
@@ -133,9 +135,10 @@ def _link(o: PaymentOutcome, rec: PaymentRecord, ctx: PaymentContext, fx: Effect
         return PaymentResult("applied")
     if rec.grant_id is None:
         rec.grant_id = f"overpay:{o.payment_id}"
+        rec.credited = excess
         fx.entries += ctx.wallet.grant(
             rec.grant_id,
-            excess,
+            rec.credits(excess),
             ctx.now,
             priority=ctx.paid_priority,
             category="paid",
@@ -151,7 +154,7 @@ def _link(o: PaymentOutcome, rec: PaymentRecord, ctx: PaymentContext, fx: Effect
                 ctx.now,
                 ref,
                 invoice_id=o.pays_id,
-                amount=money_text(excess, ctx.currency),
+                amount=money_text(excess, o.currency),
                 payment_id=o.payment_id,
             )
         )

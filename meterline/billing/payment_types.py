@@ -13,6 +13,7 @@ from typing import Any, Literal, get_args
 
 from meterline.billing.credits import Wallet
 from meterline.billing.dunning import InvoiceDunning
+from meterline.billing.fx import to_base
 from meterline.billing.invoice import Invoice
 from meterline.billing.money import EXACT, ZERO, to_decimal
 from meterline.billing.topup import DEFAULT_PAID_PRIORITY, DEFAULT_RETRY_DELAYS_MS, AutoTopup
@@ -138,6 +139,16 @@ class PaymentRecord:
     # occurred_at of the last unlink or relink: an unlink or relink that did not occur after it
     # is a re-delivery (invoice_payments.py).
     link_at: int | None = None
+    # A payment of an invoice in the customer's own currency (fx.py): that currency and the
+    # invoice's rate, fixed at its first success; every amount above is in that currency, and
+    # ``credited`` is the part of it that became credits. None: the plan's currency.
+    currency: str | None = None
+    rate: Decimal | None = None
+    credited: Decimal = ZERO
+
+    def credits(self, amount: Decimal) -> Decimal:
+        """``amount`` of the payment's currency as credits (the plan's currency)."""
+        return amount if self.rate is None else to_base(amount, self.rate)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -155,6 +166,17 @@ class PaymentRecord:
             "disputed": str(self.disputed),
             "dispute_off": str(self.dispute_off),
             "link_at": self.link_at,
+            # Only for a payment in another currency: the records of all others stay as small
+            # (and as byte-identical) as before it was kept.
+            **(
+                {}
+                if self.rate is None
+                else {
+                    "currency": self.currency,
+                    "rate": str(self.rate),
+                    "credited": str(self.credited),
+                }
+            ),
         }
 
     @classmethod
@@ -180,6 +202,9 @@ class PaymentRecord:
             to_decimal(data.get("disputed", "0")),
             to_decimal(data.get("dispute_off", "0")),
             None if link_at is None else int(link_at),
+            data.get("currency"),
+            None if data.get("rate") is None else to_decimal(data["rate"]),
+            to_decimal(data.get("credited", "0")),
         )
 
 

@@ -94,12 +94,25 @@ def _forgotten(ctx: PaymentContext, what: str) -> str:
     return f" (or {what} more than {ctx.retention_ms / 86_400_000:g} days ago, now forgotten)"
 
 
+def _currency(o: PaymentOutcome, ctx: PaymentContext) -> str:
+    """The currency an outcome must be in: a top-up's is the plan's; an invoice payment's is
+    its invoice's (fx.py), the one it is linking to for a first success or a relink."""
+    rec = ctx.records.get(o.payment_id)
+    inv = ctx.invoices.get(o.pays_id) if o.pays_kind == "invoice" else None
+    if inv is not None:
+        return inv.currency
+    if rec is not None and rec.currency is not None:
+        return rec.currency
+    return ctx.currency
+
+
 def check_payment(o: PaymentOutcome, ctx: PaymentContext) -> PaymentResult | None:
     """A reason to reject or skip the outcome, or None to apply it."""
     if o.customer_id != ctx.customer_id:
         return PaymentResult("rejected", f"payment for {o.customer_id} sent to {ctx.customer_id}")
-    if o.currency != ctx.currency:
-        return PaymentResult("rejected", f"payment in {o.currency}, account bills {ctx.currency}")
+    want = _currency(o, ctx)
+    if o.currency != want:
+        return PaymentResult("rejected", f"payment in {o.currency}, expected {want}")
     if o.status == "unknown":
         return PaymentResult(
             "rejected", f"payment {o.payment_id}: a status this version cannot read"

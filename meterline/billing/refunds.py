@@ -24,10 +24,15 @@ def reverse_credits(
 ) -> Decimal:
     """Count ``delta`` more as refunded and take it back from the payment's grant; returns the
     money now owed for credits already spent."""
-    rec.refunded += delta
+    before, rec.refunded = rec.refunded, rec.refunded + delta
     if rec.grant_id is None or rec.grant_id not in ctx.wallet.grants or delta <= 0:
         return ZERO
-    rev = ctx.wallet.reverse(rec.grant_id, delta, ctx.now, ref=o.payment_id)
+    # In another currency the cumulative figure is converted (fx.py): the reversals of one
+    # payment then add up to exactly its credits, whatever the conversion rounded.
+    credits = (
+        rec.credits(delta) if rec.rate is None else rec.credits(rec.refunded) - rec.credits(before)
+    )
+    rev = ctx.wallet.reverse(rec.grant_id, credits, ctx.now, ref=o.payment_id)
     fx.entries += rev.entries
     if rev.unrecovered > 0:
         ref = f"{o.payment_id}:{rec.refunded}"
@@ -45,9 +50,12 @@ def reverse_credits(
 
 
 def credit_part(rec: PaymentRecord, ctx: PaymentContext) -> Decimal:
-    """What of an invoice payment became credits (its overpayment grant)."""
+    """What of an invoice payment became credits (its overpayment grant), in the payment's
+    currency."""
     g = None if rec.grant_id is None else ctx.wallet.grants.get(rec.grant_id)
-    return ZERO if g is None else g.amount
+    if g is None:
+        return ZERO
+    return g.amount if rec.rate is None else rec.credited
 
 
 @exact

@@ -17,7 +17,7 @@ from typing import Any, cast
 from meterline.billing.catalog import check_category
 from meterline.billing.credits import Grant, Wallet
 from meterline.billing.grants import GrantStatus
-from meterline.billing.money import EXACT, to_decimal
+from meterline.billing.money import EXACT, ZERO, to_decimal
 from meterline.billing.payment_types import PaymentRecord, PaysKind, default_applied
 
 _PAYMENT_CODES: dict[str, str] = {
@@ -216,9 +216,18 @@ def decode_payments(
                 d.decimal(x.get("dp", "0")),
                 d.decimal(x.get("do", "0")),
                 x.get("la"),
+                *_decode_fx(x, d),
             )
         )
     return records, grants
+
+
+def _decode_fx(x: Mapping[str, Any], d: _Defaults) -> tuple[str | None, Decimal | None, Decimal]:
+    """A payment in its invoice's own currency: currency, rate and credited part."""
+    if "fx" not in x:
+        return None, None, ZERO
+    currency, rate, credited = x["fx"]
+    return currency, d.decimal(rate), d.decimal(credited)
 
 
 def _record_extras(rec: PaymentRecord) -> dict[str, Any]:
@@ -236,6 +245,8 @@ def _record_extras(rec: PaymentRecord) -> dict[str, Any]:
         x["do"] = off
     if rec.link_at is not None:
         x["la"] = rec.link_at
+    if rec.rate is not None:
+        x["fx"] = [rec.currency, str(rec.rate), str(rec.credited)]
     return x
 
 

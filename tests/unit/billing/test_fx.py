@@ -4,10 +4,12 @@ converted at the rate in force at the issue time and rounded in the invoice curr
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from meterline.billing.account import Account
 from meterline.billing.fx import FxQuote, FxRate, FxRates
 from meterline.billing.invoice import SUMMARY_KINDS, Invoice, MeterCharge, build_invoice
 from meterline.billing.money import minor_units
@@ -15,6 +17,7 @@ from meterline.billing.periods import Period
 
 from .accounts import START, new_account
 from .helpers import DAY, through_json
+from .payment_outcomes import pay
 
 D = Decimal
 PERIOD = Period(1000, 2000, 0)
@@ -107,3 +110,59 @@ def test_an_account_invoiced_in_eur_keeps_credits_in_usd() -> None:
     account.fx_rates = FxRates()
     [plain_inv] = account.tick(START + 40 * DAY).invoices
     assert plain_inv.currency == "USD" and plain_inv.fx is None
+
+
+def _eur_invoice() -> tuple[Account, str, int]:
+    """An account invoiced in EUR at 0.92: its first invoice, 9.20 EUR (the 10.00 USD fee)."""
+    account = new_account()
+    account.upsert(account.plan, account.anchor, START + 1, invoice_currency="EUR")  # type: ignore[arg-type]
+    account.fx_rates = FxRates([FxRate("USD", "EUR", D("0.92"), START - DAY)])
+    [inv] = account.tick(START + 40 * DAY).invoices
+    assert (inv.currency, inv.amount_due) == ("EUR", D("9.20"))
+    return account, inv.invoice_id, START + 41 * DAY
+
+
+def _eur(payment_id: str, status: str, amount: str, pays: str, at: int, **extra: str) -> Any:
+    return pay(payment_id, status, amount, pays, at, currency="EUR", **extra)
+
+
+def _identity(account: Account) -> None:
+    w = account.wallet
+    assert w.balance_total == sum((g.remaining for g in w.grants.values()), D(0))
+    assert w.balance_total == sum(w.totals.values(), D(0))
+
+
+def test_an_eur_invoice_is_paid_in_eur_and_its_overpayment_is_credit_at_its_rate() -> None:
+    account, inv_id, t = _eur_invoice()
+    usd = account.apply_payment(pay("u", "succeeded", "9.20", inv_id, t))
+    assert (usd.status, usd.errors) == ("rejected", ["payment in USD, expected EUR"])
+    account.apply_payment(_eur("a", "succeeded", "5", inv_id, t))
+    fx = account.apply_payment(_eur("b", "succeeded", "5.20", inv_id, t + 1))
+    inv = account.invoices[inv_id]
+    assert (inv.amount_paid, inv.remaining, inv.status) == (D("9.20"), D(0), "paid")
+    # 1.00 EUR over: credits in the plan's currency, 1 / 0.92 to 12 decimals.
+    [entry] = fx.entries
+    assert (entry.kind, entry.amount) == ("overpayment", D("1.086956521739"))
+    # A refund of the overpayment in three parts takes back exactly the credits granted.
+    before = account.wallet.balance_total
+    for i, cumulative in enumerate(("0.30", "0.70", "1.00")):
+        account.apply_payment(_eur("b", "refunded", cumulative, inv_id, t + 2 + i))
+    assert before - account.wallet.balance_total == D("1.086956521739")
+    assert account.wallet.grants["overpay:b"].remaining == 0
+    assert account.invoices[inv_id].remaining == 0  # the invoice's part is untouched
+    _identity(through_json(account))
+
+
+def test_a_lost_dispute_of_an_eur_payment_reopens_the_invoice_and_bills_its_fee_in_usd() -> None:
+    account, inv_id, t = _eur_invoice()
+    account.apply_payment(_eur("a", "succeeded", "10.20", inv_id, t))  # 1.00 EUR of credit
+    opened = account.apply_payment(_eur("a", "dispute_opened", "10.20", inv_id, t + 1))
+    assert [(e.kind, e.amount) for e in opened.entries] == [("dispute_hold", D("-1.086956521739"))]
+    assert account.invoices[inv_id].remaining == D("9.20")
+    restored = through_json(account)
+    restored.fx_rates = account.fx_rates
+    restored.apply_payment(_eur("a", "dispute_lost", "10.20", inv_id, t + 2, dispute_fee="9.20"))
+    assert restored.invoices[inv_id].remaining == D("9.20")
+    assert restored.wallet.grants["overpay:a"].remaining == 0
+    assert restored.dispute_fees == D(10)  # 9.20 EUR at 0.92, in USD
+    _identity(restored)

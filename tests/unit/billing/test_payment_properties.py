@@ -1,5 +1,6 @@
 """Property: through any history of top-ups, usage, refunds, disputes, unlinks and partial or
-over-payments of invoices, the ledger identity holds, every outcome applied twice changes
+over-payments of invoices, invoiced in the plan's currency or in EUR (fx.py), the ledger
+identity holds, every outcome applied twice changes
 nothing the second time, and the state survives its JSON round trip."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from meterline.billing.account import Account
+from meterline.billing.fx import FxRate, FxRates
 from meterline.billing.payments import STATUSES, PaymentOutcome
 from meterline.billing.topup import TopupRequest
 
@@ -74,6 +76,14 @@ def _outcome(
             kind = account.payments[payment_id].pays_kind  # a relink names another invoice
             if kind != "invoice":
                 return None
+    # A top-up is paid in the plan's currency, an invoice in its own.
+    target = account.invoices.get(pays) if kind == "invoice" else None
+    record = account.payments.get(payment_id)
+    currency = (
+        target.currency
+        if target is not None
+        else (record.currency if record is not None and record.currency else "USD")
+    )
     return PaymentOutcome.from_dict(
         {
             "payment_id": payment_id,
@@ -81,7 +91,7 @@ def _outcome(
             "processor": "acme",
             "status": status,
             "amount": str(amount),
-            "currency": "USD",
+            "currency": currency,
             "pays_kind": kind,
             "pays_id": pays,
             "occurred_at": at,
@@ -141,10 +151,15 @@ def _reference_invoices(account: Account) -> None:
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ops)
-def test_ledger_identity_and_idempotency_through_any_payment_history(history: list) -> None:
+@given(ops, st.booleans())
+def test_ledger_identity_and_idempotency_through_any_payment_history(
+    history: list, in_eur: bool
+) -> None:
     # An invoice to pay and a top-up request pending, so that payments have targets at once.
     account = new_account()
+    if in_eur:  # a rate whose inverse never terminates: credits bought are rounded (fx.py)
+        account.upsert(account.plan, account.anchor, START + 1, invoice_currency="EUR")  # type: ignore[arg-type]
+        account.fx_rates = FxRates([FxRate("USD", "EUR", D("0.917"), START - DAY)])
     account.tick(START + 40 * DAY)
     account.apply_usage("low", "llm", D(1), START + 40 * DAY, D(14))
     seq = account.wallet.seq
@@ -196,3 +211,19 @@ def test_ledger_identity_and_idempotency_through_any_payment_history(history: li
         _reference_invoices(account)
         state = json.loads(json.dumps(account.to_dict()))
         assert Account.from_dict(state).to_dict() == account.to_dict()
+        if in_eur:
+            event("invoiced in EUR")
+            _eur_credits(account)
+
+
+def _eur_credits(account: Account) -> None:
+    """An EUR payment's credits are its EUR overpayment at the invoice's rate, and what its
+    refunds took back of them adds up to exactly the credits granted once it is all refunded."""
+    for rec in account.payments.values():
+        grant = account.wallet.grants.get(rec.grant_id or "")
+        if rec.rate is None or grant is None or rec.pays_kind != "invoice":
+            continue
+        event("EUR overpayment credit")
+        assert grant.amount == rec.credits(rec.credited)
+        if rec.refunded >= rec.credited and grant.held == 0:
+            assert grant.remaining == 0

@@ -140,7 +140,7 @@ def test_invoice_payments() -> None:
         (outcome("p9", "succeeded", "5", "topup:cust:77"), "unknown top-up request"),
         (outcome("p9", "succeeded", "5", "inv:nope", kind="invoice"), "unknown invoice"),
         (outcome("p9", "refunded", "5", "topup:cust:1"), "never succeeded"),
-        (outcome("p9", "succeeded", "5", "topup:cust:1", currency="EUR"), "account bills USD"),
+        (outcome("p9", "succeeded", "5", "topup:cust:1", currency="EUR"), "expected USD"),
         (outcome("p9", "succeeded", "0", "topup:cust:1"), "no amount"),
     ],
 )
