@@ -15,8 +15,10 @@ from meterline.billing.catalog import Plan
 from meterline.billing.commands import apply_command
 from meterline.billing.effects import Effects
 from meterline.billing.payments import PaymentOutcome
+from meterline.billing.usage import ADDITIVE, Reading
 from meterline.embedded.stack import EmbeddedStack, WorkerProcess
 from meterline.metering.catalog_file import DEFAULT_CATALOG_PATH, load_catalog
+from meterline.metering.meters import dims_key
 from schemas.codec import Codec
 from schemas.registry import registry_from_settings
 from streams import topics
@@ -25,6 +27,7 @@ from streams.producer import TOKEN_EVENT, USAGE_BATCH, make_producer, send
 SEED = load_catalog(DEFAULT_CATALOG_PATH)
 PLAN = Plan.from_dict(SEED.plans[0])
 PRICES = SEED.price_book()
+METERS = SEED.meter_catalog()
 
 
 class Reference:
@@ -49,12 +52,18 @@ class Reference:
         self._record(apply_command(self.accounts[cmd["customer_id"]], cmd, {PLAN.plan_id: PLAN}))
 
     def usage(self, e: dict) -> None:
-        qty = Decimal(1) if e["meter"] == "api_calls" else e["value"]
-        self._record(
-            self.accounts[e["customer_id"]].apply_usage(
-                e["event_id"], e["meter"], qty, e["timestamp"]
-            )
-        )
+        """As metering reads an event: the meter's own value field, and a non-additive meter's
+        event as a reading of the period aggregate (unique_count, latest, min, max)."""
+        meter = METERS.get(e["meter"])
+        account = self.accounts[e["customer_id"]]
+        value, unique = meter.extract(e)
+        if meter.aggregation in ADDITIVE:
+            fx = account.apply_usage(e["event_id"], e["meter"], value, e["timestamp"])
+        else:
+            group = dims_key(meter.group_dims(e["dimensions"]))
+            reading = Reading(meter.aggregation, group, value, e["timestamp"], unique)
+            fx = account.apply_reading(e["event_id"], e["meter"], reading)
+        self._record(fx)
 
     def tokens(self, e: dict) -> None:
         billed = PRICES.cost(
@@ -91,7 +100,17 @@ class Scenario:
             send(self.producer, topics.ACCOUNTS, cmd["customer_id"], json.dumps(cmd).encode())
         self.producer.flush(30)
 
-    def usage(self, customer: str, meter: str, count: int, value: Decimal, t0: int) -> None:
+    def usage(
+        self,
+        customer: str,
+        meter: str,
+        count: int,
+        value: Decimal,
+        t0: int,
+        values: list[Decimal] | None = None,
+        dims: list[dict[str, str]] | None = None,
+    ) -> None:
+        """``count`` events one second apart; ``values`` / ``dims`` give each its own."""
         events = []
         for i in range(count):
             self.n += 1
@@ -100,9 +119,9 @@ class Scenario:
                     "event_id": f"u{self.n}",
                     "customer_id": customer,
                     "meter": meter,
-                    "value": value,
+                    "value": value if values is None else values[i],
                     "timestamp": t0 + i * 1000,
-                    "dimensions": {},
+                    "dimensions": {} if dims is None else dims[i],
                 }
             )
         for e in events:
@@ -139,7 +158,9 @@ class Scenario:
         pid: str,
         amount: str = "100.00",
         failure: str | None = None,
+        **extra: Any,
     ) -> None:
+        """``extra`` overrides or adds fields: pays_kind, currency, payment method, fee."""
         p = {
             "payment_id": pid,
             "customer_id": customer,
@@ -151,6 +172,7 @@ class Scenario:
             "pays_id": request_id,
             "occurred_at": at,
             "failure_code": failure,
+            **extra,
         }
         self.ref.payment(p)
         send(self.producer, topics.PAYMENTS, customer, json.dumps(p).encode())
