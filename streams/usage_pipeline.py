@@ -199,6 +199,8 @@ class UsagePipeline:
         due top-up retries."""
         ticked = 0
         for account in self.store.owned_accounts():
+            if not account.due(now_ms):
+                continue  # nothing timed before next_due: not even decoded
             account.account.payment_retention_ms = self.retention_ms
             fx = self.rules.account(account).tick(now_ms)
             if fx.entries or fx.topups or fx.alerts or fx.invoices or fx.payments:

@@ -61,6 +61,18 @@ class ExpiryNotices:
             )
         return out
 
+    def next_at(self, wallet: Wallet, notice_ms: int | None, after: int) -> int | None:
+        """When the next notice falls due (one due already counts as ``after``)."""
+        if notice_ms is None:
+            return None
+        warned = set(self.alerted)
+        times = [
+            max(g.expires_at - notice_ms, after)
+            for g in wallet.expiring()
+            if g.remaining > 0 and g.expires_at is not None and g.grant_id not in warned
+        ]
+        return min(times, default=None)
+
 
 @dataclass(slots=True)
 class BalanceAlerts:

@@ -32,6 +32,30 @@ class ClosingAccount(AccountData):
         self._after_change(at, f"tick:{at}", fx, usage=False)
         return fx
 
+    def next_due(self) -> int | None:
+        """The earliest time at which ``tick`` would do anything; before it a tick has no
+        effect, so a worker's wall-clock pass may skip the account without even decoding it
+        (processor/account_state.py). None: only an input can change it. Every time-driven
+        rule of ``_advance`` and ``_after_change`` has its time here: the period end, a grant
+        taking effect or expiring, an expiry notice, a top-up's retry or cooldown ending, an
+        unpaid invoice's retry. The retention pass is left out: it has no effects of its own
+        and runs at the next change."""
+        if self.plan is None:
+            return None
+        if self.clock is None:
+            return 0
+        now = self.clock
+        times = [
+            self.wallet.next_change(now),
+            self.expiry_notices.next_at(self.wallet, self.expiry_notice_ms, now),
+        ]
+        if self.period is not None:
+            times.append(self.period.end)
+        if self.topup is not None:
+            times.append(self.topup.next_gate(now))
+        times += [d.retry_at for d in self.dunning.values() if d.retry_at is not None]
+        return min((t for t in times if t is not None), default=None)
+
     @property
     def _currency(self) -> str | None:
         """The plan's currency: credits and balances are money of it (catalog.py)."""

@@ -15,7 +15,7 @@ owed: the customer never got their value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -101,6 +101,24 @@ class Wallet:
     def expiring_until(self, at: int) -> list[Grant]:
         """Active grants expiring at or before ``at``, earliest first."""
         return [self.grants[gid] for gid in self._index.expiring_until(at)]
+
+    def expiring(self) -> Iterator[Grant]:
+        """Active grants with an expiry, earliest first."""
+        return (self.grants[gid] for gid in self._index.expiry_order())
+
+    def next_change(self, after: int) -> int | None:
+        """The earliest time after ``after`` at which time alone changes the balance: a grant
+        taking effect or expiring (one already past its expiry counts as now). Only live
+        grants are looked at, a handful whatever the customer's age."""
+        times = [
+            g.effective_at
+            for gid in self._index.burn_order()
+            if (g := self.grants[gid]).effective_at > after
+        ]
+        first = next(self.expiring(), None)
+        if first is not None and first.expires_at is not None:
+            times.append(max(first.expires_at, after))
+        return min(times, default=None)
 
     # -- writes ----------------------------------------------------------------------------
 

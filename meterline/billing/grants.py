@@ -172,6 +172,9 @@ class GrantIndex:
     def burn_order(self) -> Iterator[str]:
         return (grant_id for _, grant_id in self._burn)
 
+    def expiry_order(self) -> Iterator[str]:
+        return (grant_id for _, _, grant_id in self._expiry)
+
     def expiring_until(self, at: int) -> list[str]:
         """Ids of active grants with ``expires_at <= at``, earliest expiry (then oldest) first."""
         end = bisect_left(self._expiry, (at + 1, -1, ""))  # created_seq counts from 1

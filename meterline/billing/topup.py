@@ -179,6 +179,14 @@ class AutoTopup:
     retry_amount: Decimal | None = None
 
     @exact
+    def next_gate(self, after: int) -> int | None:
+        """When a time gate of ``decide`` (a retry's not-before, the cooldown) next opens after
+        ``after``; None when none is closed, so only a change of balance can make it ask."""
+        gates = [self.not_before]
+        if self.last_requested_at is not None:
+            gates.append(self.last_requested_at + self.policy.cooldown_ms)
+        return min((g for g in gates if g is not None and g > after), default=None)
+
     def decide(self, balance: Decimal, now: int) -> TopupRequest | None:
         """The request to send now, if any; it becomes the pending request."""
         p = self.policy

@@ -10,6 +10,7 @@ re-publication after a crash repeats the same facts.
 from __future__ import annotations
 
 import json
+from enum import Enum
 from typing import Any
 
 from meterline.billing.account import Account
@@ -18,12 +19,23 @@ from meterline.billing.effects import Effects
 OUTBOX_KINDS = ("entries", "topups", "alerts", "invoices", "payments")
 
 
+class _Unknown(Enum):
+    UNKNOWN = "unknown"
+
+
+UNKNOWN = _Unknown.UNKNOWN
+
+
 class AccountState:
     """The billing ``Account`` is decoded on first use: after a restart the checkpoint walks
     every owned state for its outbox, and building 100,000 accounts (plans, grants, the open
     period) to read that was most of the time to ready. Stored, the account is a JSON
     document of its own after the rest of the record (``to_parts``), so reading the outbox
-    does not even parse it, and an account never used is written back byte for byte."""
+    does not even parse it, and an account never used is written back byte for byte.
+
+    The record also keeps the account's ``next_due`` (billing/closing.py): the wall-clock
+    tick of 100,000 accounts then decodes only those with a timed change due, not every
+    account every minute."""
 
     __slots__ = (
         "_account",
@@ -32,6 +44,7 @@ class AccountState:
         "balance_dirty",
         "customer_id",
         "outbox",
+        "stored_due",
         "version",
     )
 
@@ -45,6 +58,7 @@ class AccountState:
         balance_dirty: bool = False,
         *,
         encoded: dict[str, Any] | bytes | None = None,
+        stored_due: int | _Unknown | None = UNKNOWN,
     ) -> None:
         if (account is None) == (encoded is None):
             raise ValueError("an AccountState needs exactly one of account and encoded")
@@ -55,6 +69,15 @@ class AccountState:
         self.version = version
         self.outbox = outbox if outbox is not None else {k: [] for k in OUTBOX_KINDS}
         self.balance_dirty = balance_dirty
+        # The encoded account's next_due as its record said (UNKNOWN: a record written
+        # before it was kept, which is ticked to be safe).
+        self.stored_due = stored_due
+
+    def due(self, now: int) -> bool:
+        """Whether a tick at ``now`` may have an effect; answered without decoding an
+        account that is still encoded."""
+        due = self._due_header().get("n", now)
+        return due is not None and now >= due
 
     @property
     def account(self) -> Account:
@@ -103,7 +126,12 @@ class AccountState:
             "v": self.version,
             "o": self.outbox,
             "b": self.balance_dirty,
+            **self._due_header(),
         }
+
+    def _due_header(self) -> dict[str, int | None]:
+        due = self._account.next_due() if self._account is not None else self.stored_due
+        return {} if due is UNKNOWN else {"n": due}
 
     def _account_dict(self) -> dict[str, Any]:
         if self._account is not None:
@@ -120,6 +148,7 @@ class AccountState:
             "v": self.version,
             "o": self.outbox,
             "b": self.balance_dirty,
+            **self._due_header(),
         }
         if self._account is None and isinstance(self._encoded, bytes):
             # Never decoded since it was read: written back exactly as it was.
@@ -144,4 +173,5 @@ class AccountState:
             {k: list(data["o"].get(k, [])) for k in OUTBOX_KINDS},
             bool(data["b"]),
             encoded=account,
+            stored_due=data.get("n", UNKNOWN),
         )

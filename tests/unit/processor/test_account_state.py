@@ -7,6 +7,7 @@ import json
 
 from meterline.billing.account import Account
 from meterline.processor.account_state import AccountState
+from tests.unit.billing.accounts import new_account
 
 
 def _stored() -> dict:
@@ -48,3 +49,21 @@ def test_the_stored_record_frames_the_account_apart_and_old_records_still_load()
     assert codec._dumps(state) == framed
     assert state.account.to_dict() == stored["a"]
     assert codec._loads(codec._dumps(state)).to_dict() == stored
+
+
+def test_the_record_says_when_the_account_is_next_due_and_a_tick_before_it_decodes_nothing() -> (
+    None
+):
+    from streams.runtime.tables import _AccountStateCodec
+
+    codec = _AccountStateCodec()
+    account = new_account()  # on a plan: its first timed change is ahead
+    due = account.next_due()
+    assert due is not None
+    state = codec._loads(codec._dumps(AccountState("cust", account)))
+    assert state.stored_due == due
+    assert not state.due(due - 1) and state.due(due)
+    assert state._account is None  # answered from the record
+    # A record written before next_due was kept: ticked, to be safe.
+    old = AccountState.from_dict({k: v for k, v in _stored().items() if k != "n"})
+    assert old.due(0) and old._account is None
