@@ -45,6 +45,7 @@ from schemas.validate import (
     EncodeError,
     Rejected,
     check_token_avro,
+    check_token_avro_v1,
     check_usage_avro,
     each,
     each_lenient,
@@ -68,6 +69,9 @@ class _Reader(NamedTuple):
     # Set only when the writer's version differs from the local .avsc: fastavro then resolves
     # old (or newer) versions into the shape this code expects, defaults included.
     reader: Any
+    # The check for token events written with this schema: check_token_avro_v1 for a writer
+    # from before cache_write_tokens, whose input_tokens excluded cached tokens.
+    token_check: Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class _Writer(NamedTuple):
@@ -82,6 +86,21 @@ def _shape(parsed: Any) -> str:
     if isinstance(parsed, dict):
         parsed = {k: v for k, v in parsed.items() if not k.startswith("__")}
     return fingerprint(parsed)
+
+
+def _token_check(writer: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Judged by the writer's own TokenEvent fields, not its id: ids of a Confluent registry
+    are not ours, and every TokenEvent version without cache_write_tokens (id 3 and the batch
+    id 4 here) counted cached tokens outside input_tokens."""
+    if schema_name(writer) == TOKEN_EVENT_BATCH:
+        writer = writer["fields"][0]["type"]["items"]
+    if (
+        isinstance(writer, dict)
+        and schema_name(writer) == TOKEN_EVENT
+        and not any(f["name"] == "cache_write_tokens" for f in writer["fields"])
+    ):
+        return check_token_avro_v1
+    return check_token_avro
 
 
 def _usage_batch(record: Any) -> dict[str, Any]:
@@ -163,7 +182,7 @@ class Codec:
         local = self._local().get(name)
         if local is not None and local[0] != _shape(writer):
             reader = local[1]
-        r = self._readers[schema_id] = _Reader(name, writer, reader)
+        r = self._readers[schema_id] = _Reader(name, writer, reader, _token_check(writer))
         return r
 
     def _local(self) -> dict[str, tuple[str, Any]]:
@@ -208,13 +227,18 @@ class Codec:
             return json_events(obj, usage_event)
         raise DecodeError(f"expected a UsageEvent or UsageEventBatch, got {name}")
 
+    def _token_check(self, data: bytes) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        # Called after decode(), which cached the reader of this value's schema id.
+        return self._readers[int.from_bytes(data[1:_HEADER], "big")].token_check
+
     def token_events(self, data: bytes) -> list[dict[str, Any]]:
-        """Like :meth:`usage_events`, for TokenEvent / TokenEventBatch / JSON."""
+        """Like :meth:`usage_events`, for TokenEvent / TokenEventBatch / JSON. Events of a
+        retired TokenEvent version come in the current semantics (check_token_avro_v1)."""
         name, obj = self.decode(data)
         if name == TOKEN_EVENT:
-            return [check_token_avro(obj)]
+            return [self._token_check(data)(obj)]
         if name == TOKEN_EVENT_BATCH:
-            return each(obj["events"], check_token_avro)
+            return each(obj["events"], self._token_check(data))
         if name == "json":
             return json_events(obj, token_event)
         raise DecodeError(f"expected a TokenEvent or TokenEventBatch, got {name}")
@@ -235,9 +259,9 @@ class Codec:
     def token_events_lenient(self, data: bytes) -> tuple[list[dict[str, Any]], list[Rejected]]:
         name, obj = self.decode(data)
         if name == TOKEN_EVENT:
-            return [check_token_avro(obj)], []
+            return [self._token_check(data)(obj)], []
         if name == TOKEN_EVENT_BATCH:
-            return each_lenient(obj["events"], check_token_avro)
+            return each_lenient(obj["events"], self._token_check(data))
         if name == "json":
             items, single = json_event_list(obj)
             return ([token_event(items[0])], []) if single else each_lenient(items, token_event)

@@ -25,6 +25,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from meterline.billing.catalog import Plan
 from meterline.billing.fx import FxRate, FxRates
 from meterline.metering.catalog_file import CatalogSeed
 from meterline.metering.meters import MeterCatalog, MeterDef
@@ -42,6 +43,7 @@ AVRO_TYPES = {
     "meterline.PlanDef": "plan",
     "meterline.ModelPrice": "model_price",
     "meterline.Markup": "markup",
+    "meterline.FxRate": "fx_rate",
 }
 
 
@@ -119,6 +121,10 @@ class CatalogFeed:
             when = parse_instant_ms(body.get("effective_from"), "fx_rate effective_from")
             self.fx_rates.add(FxRate.from_dict({**body, "effective_from": when}))
         else:
+            # Parsed before it is stored: the processor parses plans lazily, on an account's
+            # next command, so a bad plan kept here failed every later command (the chaos
+            # fuzzing, tests/unit/fuzz/test_parser_fuzz.py).
+            Plan.from_dict(body)
             self.plans[str(body["plan_id"])] = body
         self.applied += 1
 
@@ -154,7 +160,17 @@ class CatalogFeed:
             name, value = self.codec.decode(data)
             kind, body, at = normalize_change(name, value)
             self.apply(kind, body, at)
-        except (DecodeError, CatalogError, ValueError, KeyError) as exc:
+        except (
+            DecodeError,
+            CatalogError,
+            ValueError,
+            KeyError,
+            # A field of the wrong type (a number where a list belongs) fails inside the
+            # parsers as one of these; uncaught, it ended the catalog feed's task.
+            TypeError,
+            AttributeError,
+            ArithmeticError,
+        ) as exc:
             # The catalog is operator input: a bad change is logged and skipped, never fatal.
             self.errors += 1
             log.error("catalog change rejected: %s", exc)

@@ -8,12 +8,16 @@ with a zone)::
                   "value_field": "value", "group_by": []}],
       "model_prices": [{"model": "gpt-4o", "provider": "openai", "input_per_million": "2.50",
                         "output_per_million": "10.00", "cached_input_per_million": "1.25",
+                        "cache_write_per_million": null,
                         "effective_from": "2025-01-01T00:00:00Z"}],
       "markups": [{"rate": "0.2", "effective_from": "2025-01-01T00:00:00Z"}],
       "plans": [{"plan_id": "lora-pro", ...}],
       "fx_rates": [{"base": "USD", "quote": "EUR", "rate": "0.92",
                     "effective_from": 1767225600000}]
     }
+
+``cache_write_per_million`` is optional: absent or null charges cache writes at the input
+price. Token counts follow TokenEvent (cached and cache-write tokens are parts of input).
 
 Plans are kept as plain dicts: the billing domain interprets them. Any error names the file and
 the entry, because a bad catalog should stop a worker at start, loudly.

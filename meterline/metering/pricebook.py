@@ -4,6 +4,17 @@ The price that applies to an event is the one in force at the event's own time, 
 it is processed: a late event stamped before a price change is billed at the old price, and a
 change applies from its effective time even to events that arrive afterwards.
 
+Token semantics are TokenEvent's (schemas/avro/TokenEvent.avsc): ``input_tokens`` counts ALL input
+tokens, cached and cache-written ones included, and ``output_tokens`` all output, reasoning
+included. So::
+
+    cost = ((input - cached - cache_write) × input price + cached × cached-input price
+            + cache_write × cache-write price + output × output price) / 1,000,000
+    billed = cost × (1 + markup)
+
+A model price without a cache-write price charges cache writes at its input price (what
+providers that do not bill cache writes separately do).
+
 ``cost`` is exact: tokens × price-per-million / 1,000,000 only shifts the decimal exponent, and
 ``billed = cost × (1 + markup)`` is an exact product. With prices of p decimal places and a
 markup of m decimal places, cost has at most p + 6 and billed at most p + 6 + m decimal places;
@@ -55,10 +66,9 @@ def _instant(raw: Any, what: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class ModelPrice:
-    """Price of one model, per million tokens, from ``effective_from`` (epoch ms) on.
-
-    ``input`` counts non-cached input tokens only; cached input tokens are priced separately, so
-    a producer whose provider reports cached tokens inside the input count subtracts them.
+    """Price of one model, per million tokens, from ``effective_from`` (epoch ms) on: one
+    price per token type. ``input_per_million`` applies to input tokens neither read from nor
+    written to cache; ``cache_write_per_million`` None means the input price.
     """
 
     model: str
@@ -67,6 +77,7 @@ class ModelPrice:
     output_per_million: Decimal
     cached_input_per_million: Decimal
     effective_from: int
+    cache_write_per_million: Decimal | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model:
@@ -77,19 +88,32 @@ class ModelPrice:
             object.__setattr__(
                 self, name, _amount(getattr(self, name), f"model {self.model!r} {name}")
             )
+        if self.cache_write_per_million is not None:
+            what = f"model {self.model!r} cache_write_per_million"
+            object.__setattr__(
+                self, "cache_write_per_million", _amount(self.cache_write_per_million, what)
+            )
         object.__setattr__(
             self,
             "effective_from",
             _instant(self.effective_from, f"model {self.model!r} effective_from"),
         )
 
+    @property
+    def cache_write_price(self) -> Decimal:
+        """The cache-write price in force: the input price when none is given."""
+        cw = self.cache_write_per_million
+        return self.input_per_million if cw is None else cw
+
     def to_dict(self) -> dict[str, Any]:
+        cw = self.cache_write_per_million
         return {
             "model": self.model,
             "provider": self.provider,
             "input_per_million": str(self.input_per_million),
             "output_per_million": str(self.output_per_million),
             "cached_input_per_million": str(self.cached_input_per_million),
+            "cache_write_per_million": None if cw is None else str(cw),
             "effective_from": self.effective_from,
         }
 
@@ -105,6 +129,7 @@ class ModelPrice:
             data["output_per_million"],
             data["cached_input_per_million"],
             data["effective_from"],
+            data.get("cache_write_per_million"),
         )
 
 
@@ -207,7 +232,10 @@ class PriceBook:
         output_tokens: int,
         cached_input_tokens: int,
         ts_ms: int,
+        cache_write_tokens: int = 0,
     ) -> TokenCost:
+        """Cost of one request in TokenEvent semantics: cached and cache-write tokens are
+        parts of ``input_tokens`` (reasoning tokens are part of output and need no price)."""
         price = self.price_at(model, ts_ms)
         if price is None:
             froms = self._price_froms.get(model)
@@ -217,16 +245,25 @@ class PriceBook:
                 f"model {model!r} has no price in force at {format_instant(ts_ms)} "
                 f"(its first price is effective from {format_instant(froms[0])})"
             )
+        inp = _tokens(input_tokens, "input_tokens")
+        cached = _tokens(cached_input_tokens, "cached_input_tokens")
+        written = _tokens(cache_write_tokens, "cache_write_tokens")
+        uncached = inp - cached - written
+        if uncached < 0:
+            raise PricingError(
+                f"cached_input_tokens ({cached}) + cache_write_tokens ({written}) exceed "
+                f"input_tokens ({inp})"
+            )
         mul = EXACT.multiply
         add = EXACT.add
         total = add(
             add(
-                mul(price.input_per_million, _tokens(input_tokens, "input_tokens")),
+                mul(price.input_per_million, uncached),
                 mul(price.output_per_million, _tokens(output_tokens, "output_tokens")),
             ),
-            mul(
-                price.cached_input_per_million,
-                _tokens(cached_input_tokens, "cached_input_tokens"),
+            add(
+                mul(price.cached_input_per_million, cached),
+                mul(price.cache_write_price, written),
             ),
         )
         # Per million → per token is an exponent shift: exact, unlike a division.

@@ -110,11 +110,13 @@ class BillingRules:
                     record["output_tokens"],
                     record["cached_input_tokens"],
                     at,
+                    record.get("cache_write_tokens", 0),
                 ).billed
             except PricingError as exc:
                 return [str(exc)]
+            # TokenEvent semantics: cached, cache-write and reasoning tokens are parts of
+            # input_tokens / output_tokens, so these two are all the tokens of the request.
             tokens = record["input_tokens"] + record["output_tokens"]
-            tokens += record["cached_input_tokens"]
             fx = account.apply_usage(
                 f"tokens:{record['event_id']}", TOKENS_METER, Decimal(tokens), at, cost=cost
             )

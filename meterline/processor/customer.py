@@ -36,11 +36,18 @@ from meterline.processor.step import CountedPart, Step, StepStats
 # Events per dedup chunk and raw batch: a few hundred kB at most, well under a Kafka message.
 CHUNK_EVENTS = 1000
 
-# Token counts also flow through the streamed minute windows, as sums per model.
+# Token counts also flow through the streamed minute windows, as sums per model, in
+# TokenEvent semantics (cached and cache-write tokens are parts of input, reasoning of output).
 TOKEN_METERS = {
     "input_tokens": MeterDef.default("llm_input_tokens"),
     "output_tokens": MeterDef.default("llm_output_tokens"),
     "cached_input_tokens": MeterDef.default("llm_cached_input_tokens"),
+}
+# Most requests have none of these: a window is opened only for a non-zero count, so plain
+# requests keep the per-event cost and state they had.
+SPARSE_TOKEN_METERS = {
+    "cache_write_tokens": MeterDef.default("llm_cache_write_tokens"),
+    "reasoning_tokens": MeterDef.default("llm_reasoning_tokens"),
 }
 
 
@@ -195,4 +202,8 @@ class CustomerProcessor:
             state.add(
                 meter, key, Decimal(record[field]), None, record["timestamp"], record["event_id"]
             )
+        for field, meter in SPARSE_TOKEN_METERS.items():
+            count = record.get(field, 0)
+            if count:
+                state.add(meter, key, Decimal(count), None, record["timestamp"], record["event_id"])
         stats.counted += 1

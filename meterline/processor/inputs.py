@@ -40,9 +40,11 @@ class TokenRecord(TypedDict):
     provider: str
     input_tokens: int
     output_tokens: int
-    cached_input_tokens: int
+    cached_input_tokens: int  # part of input_tokens (TokenEvent.avsc says exactly)
     timestamp: int
     dimensions: dict[str, str]
+    cache_write_tokens: int  # part of input_tokens
+    reasoning_tokens: int  # part of output_tokens
 
 
 @dataclass(frozen=True, slots=True)

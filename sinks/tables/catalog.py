@@ -20,6 +20,7 @@ MODEL_PRICES = Table(
         "input_per_million",
         "output_per_million",
         "cached_input_per_million",
+        "cache_write_per_million",
     ),
 )
 MARKUPS = Table("markups", ("k", "effective_from", "rate"))
@@ -37,6 +38,8 @@ def price_row(price: ModelPrice) -> list[Any]:
         price.input_per_million,
         price.output_per_million,
         price.cached_input_per_million,
+        # Stored resolved (the input price when the entry gives none), as the worker rates.
+        price.cache_write_price,
     ]
 
 

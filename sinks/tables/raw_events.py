@@ -28,6 +28,9 @@ TOKEN_EVENTS = Table(
         "timestamp",
         "dimensions",
         "ingested_at",
+        "cache_write_tokens",
+        "reasoning_tokens",
+        "input_includes_cached",
     ),
 )
 
@@ -60,6 +63,12 @@ def token_rows(records: Iterable[TokenRecord], ingested: datetime) -> list[list[
             utc(r["timestamp"]),
             r["dimensions"],
             ingested,
+            r["cache_write_tokens"],
+            r["reasoning_tokens"],
+            # Every record reaches here in TokenEvent's current semantics (the codec adds
+            # the cached tokens into input_tokens of records written under schema id 3);
+            # rows stored before 010_token_types.sql read 0 (sinks/ddl/010).
+            1,
         ]
         for r in records
     ]

@@ -73,7 +73,8 @@ class Reference:
             e["cached_input_tokens"],
             e["timestamp"],
         ).billed
-        n = e["input_tokens"] + e["output_tokens"] + e["cached_input_tokens"]
+        # TokenEvent semantics: the cached tokens are part of input_tokens.
+        n = e["input_tokens"] + e["output_tokens"]
         self._record(
             self.accounts[e["customer_id"]].apply_usage(
                 f"tokens:{e['event_id']}", "llm_tokens", Decimal(n), e["timestamp"], cost=billed

@@ -68,7 +68,8 @@ def build_stream(start: int) -> tuple[list[tuple[str, dict]], list[dict], dict]:
                         "customer_id": customer,
                         "model": r.choice(MODELS),
                         "provider": "p",
-                        "input_tokens": r.randint(0, 5000),
+                        # Includes the cached tokens (at most 500), as TokenEvent says.
+                        "input_tokens": r.randint(0, 5000) + 500,
                         "output_tokens": r.randint(0, 2000),
                         "cached_input_tokens": r.randint(0, 500),
                         "timestamp": ts,
@@ -189,7 +190,7 @@ def token_reference(events: list[dict], price_change: dict) -> dict[tuple, tuple
             continue
         p = price(e["model"], e["timestamp"])
         cost = (
-            e["input_tokens"] * Decimal(p["input_per_million"])
+            (e["input_tokens"] - e["cached_input_tokens"]) * Decimal(p["input_per_million"])
             + e["output_tokens"] * Decimal(p["output_per_million"])
             + e["cached_input_tokens"] * Decimal(p["cached_input_per_million"])
         ) / Decimal(1_000_000)

@@ -64,6 +64,8 @@ def token(**over: Any) -> dict[str, Any]:
         "cached_input_tokens": 200,
         "timestamp": T0,
         "dimensions": {"feature": "chat"},
+        "cache_write_tokens": 0,
+        "reasoning_tokens": 0,
     }
     ev.update(over)
     return ev
@@ -292,6 +294,7 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
                     "output_per_million": Decimal("10"),
                     "cached_input_per_million": Decimal("1.25"),
                     "effective_from": T0,
+                    "cache_write_per_million": None,
                 },
             ),
         },

@@ -42,11 +42,11 @@ from schemas.registry import (
 STABLE_IDS = {
     "meterline.UsageEvent": 1,
     "meterline.UsageEventBatch": 2,
-    "meterline.TokenEvent": 3,
-    "meterline.TokenEventBatch": 4,
+    "meterline.TokenEvent": 11,  # 3 is its first version, retired (cache-write, reasoning)
+    "meterline.TokenEventBatch": 12,  # 4 is its first version, retired (embeds TokenEvent)
     "meterline.AccountCommand": 10,  # 5 is its first version, retired (bill-in-advance spans)
     "meterline.PaymentOutcome": 9,  # 6 is its first version, retired (payment method, disputes)
-    "meterline.CatalogChange": 7,
+    "meterline.CatalogChange": 13,  # 7 is its first version, retired (cache-write price)
     "meterline.DeadLetter": 8,
 }
 
@@ -62,6 +62,9 @@ def test_ids_never_change() -> None:
     assert set(top_level_names()) == set(STABLE_IDS)
     # A retired version keeps its id: messages written with it still decode.
     assert registry.schema_for(6)["name"] == "meterline.PaymentOutcome"
+    assert registry.schema_for(3)["name"] == "meterline.TokenEvent"
+    assert registry.schema_for(4)["name"] == "meterline.TokenEventBatch"
+    assert registry.schema_for(7)["name"] == "meterline.CatalogChange"
 
 
 def test_short_names_and_unknown_names() -> None:

@@ -166,3 +166,17 @@ def test_a_lost_dispute_of_an_eur_payment_reopens_the_invoice_and_bills_its_fee_
     assert restored.wallet.grants["overpay:a"].remaining == 0
     assert restored.dispute_fees == D(10)  # 9.20 EUR at 0.92, in USD
     _identity(restored)
+
+
+def test_an_avro_catalog_change_carries_an_exchange_rate() -> None:
+    from schemas.codec import Codec
+    from schemas.names import CATALOG_CHANGE
+    from schemas.registry import FileRegistry
+    from streams.catalog_feed import normalize_change
+
+    codec = Codec(FileRegistry())
+    body = {"base": "USD", "quote": "JPY", "rate": D("151.237"), "effective_from": 500}
+    record = {"change_id": "fx-1", "at": 600, "payload": ("meterline.FxRate", body)}
+    kind, decoded, at = normalize_change(*codec.decode(codec.encode(CATALOG_CHANGE, record)))
+    assert (kind, at) == ("fx_rate", 600)
+    assert FxRate.from_dict(decoded) == FxRate("USD", "JPY", D("151.237"), 500)

@@ -58,9 +58,10 @@ def test_markup_in_force_at_event_time() -> None:
 def test_cost_sums_input_output_and_cached_tokens() -> None:
     book = PriceBook([gpt("2.50", "10.00", "1.25", T0)], [Markup(Decimal("0.2"), T0)])
     cost = book.cost("gpt-4o", 1000, 500, 200, T0)
-    # 1000 × 2.50 + 500 × 10.00 + 200 × 1.25 = 7750 per million tokens
-    assert cost.cost == Decimal("0.00775")
-    assert cost.billed == Decimal("0.0093")
+    # The 200 cached tokens are part of the 1000 input tokens (TokenEvent semantics):
+    # 800 × 2.50 + 500 × 10.00 + 200 × 1.25 = 7250 per million tokens
+    assert cost.cost == Decimal("0.00725")
+    assert cost.billed == Decimal("0.0087")
 
 
 @given(
@@ -98,15 +99,16 @@ def test_cost_and_markup_math_is_exact(
     pin: Decimal,
     pout: Decimal,
     pcached: Decimal,
-    tin: int,
+    tuncached: int,
     tout: int,
     tcached: int,
     rate: Decimal,
 ) -> None:
     book = PriceBook([gpt(str(pin), str(pout), str(pcached), T0)], [Markup(rate, T0)])
-    result = book.cost("gpt-4o", tin, tout, tcached, T0)
+    # input_tokens counts the cached ones too.
+    result = book.cost("gpt-4o", tuncached + tcached, tout, tcached, T0)
     # Rational arithmetic is the reference: no rounding anywhere.
-    expected = (Fraction(tin) * Fraction(pin) + Fraction(tout) * Fraction(pout)) + Fraction(
+    expected = (Fraction(tuncached) * Fraction(pin) + Fraction(tout) * Fraction(pout)) + Fraction(
         tcached
     ) * Fraction(pcached)
     expected /= 1_000_000

@@ -1,0 +1,1 @@
+"""LLM token pricing tools: `meterline prices sync` (genai-prices snapshot → price book)."""
