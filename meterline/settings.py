@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A worker that exits with this code stalled and asks its supervisor for a restart
@@ -33,6 +33,40 @@ class Settings(BaseSettings):
 
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    # Worker HTTP API keys, stored as digests (meterline/api/keys.py; `meterline keys create`):
+    # "sha256:<hex> admin" or "sha256:<hex> customer:<id>" entries, comma or newline separated,
+    # inline and/or in a file. None configured: the API is open, allowed on loopback only.
+    api_keys: str = ""
+    api_keys_file: Path | None = None
+    # /metrics: open (Prometheus scrapers without a key) or admin key only.
+    api_metrics_require_key: bool = False
+    # The key the CLI sends to the worker API (client side; plain, like any credential).
+    api_key: SecretStr = SecretStr("")
+    # The ClickHouse the HTTP API reads through (a read-only user in docker-compose; empty =
+    # clickhouse_dsn), and the limits profile of POST /sql on it (sinks/readonly_sql.py).
+    api_clickhouse_dsn: str = ""
+    sql_max_result_rows: int = Field(default=100_000, ge=1)
+    sql_max_result_bytes: int = Field(default=100_000_000, ge=1)
+    sql_max_execution_time: int = Field(default=30, ge=1)
+    sql_max_rows_to_read: int = Field(default=1_000_000_000, ge=1)
+    sql_max_memory_usage: int = Field(default=1_000_000_000, ge=1)
+    # Test and maintenance only (the embedded stack sets it): POST /sql?mode=write runs a
+    # statement on a writable connection. Honoured only by a keyless API on loopback.
+    sql_allow_writes: bool = False
+
+    # HTTP ingestion (`meterline ingest`, and the same routes mounted by `meterline proxy`).
+    ingest_host: str = "127.0.0.1"
+    ingest_port: int = Field(default=8788, ge=0)
+    # Keys of the ingestion endpoints, JSON: {"<key>": "*"} may publish for any customer,
+    # {"<key>": "<customer_id>"} only for that customer. Required when listening beyond
+    # loopback; when set, required on loopback too.
+    ingest_keys: dict[str, str] = Field(default_factory=dict)
+    # A request is answered 503 when the broker has not acknowledged all of it by then.
+    ingest_ack_timeout_seconds: float = Field(default=10.0, gt=0)
+    ingest_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # Helicone's webhook HMAC key: when set, /v1/feeds/helicone checks Helicone-Signature
+    # instead of an ingest key (Helicone cannot send custom headers).
+    helicone_webhook_secret: str = ""
 
     # Late events within grace update the open window; past grace they become corrections.
     grace_seconds: int = Field(default=300, ge=0)
@@ -71,6 +105,33 @@ class Settings(BaseSettings):
     catalog_file: Path | None = None
     session_timeout_seconds: float = 6.0
     heartbeat_seconds: float = 1.0
+
+    # LLM proxy (`meterline proxy`, meterline/proxy/). It listens on loopback unless told
+    # otherwise, and refuses to listen beyond it without proxy_keys.
+    proxy_host: str = "127.0.0.1"
+    proxy_port: int = 8787
+    # Meterline key → customer id, JSON: METERLINE_PROXY_KEYS='{"ml_key_1": "lora-a"}'. The
+    # SDK sends it as its api key (or X-Meterline-Key beside the client's provider key).
+    proxy_keys: dict[str, str] = Field(default_factory=dict)
+    # Honour X-Meterline-Customer from loopback callers (a trusted sidecar/internal service).
+    proxy_trust_customer_header: bool = False
+    # Upstreams (the proxy forwards the request path, /v1/..., under these).
+    proxy_openai_url: str = "https://api.openai.com"
+    proxy_anthropic_url: str = "https://api.anthropic.com"
+    # Provider keys sent upstream; empty = the client's own key is passed through.
+    proxy_openai_api_key: SecretStr = SecretStr("")
+    proxy_anthropic_api_key: SecretStr = SecretStr("")
+    # Spend gate: customers refused (402) at a balance ≤ 0 with no top-up pending; "*" = all.
+    proxy_spend_gate: list[str] = Field(default_factory=list)
+    # How long a balance read from the worker API is reused.
+    proxy_balance_ttl_seconds: float = Field(default=5.0, ge=0)
+    # The worker API the gate reads; empty = http://{web_host}:{web_port}.
+    proxy_worker_url: str = ""
+    proxy_worker_api_key: SecretStr = SecretStr("")
+    # Durable spool of token events not yet acknowledged by Kafka; empty = data_dir/proxy.
+    proxy_spool_dir: Path | None = None
+    # fsync every spool commit (survives power loss); false: survives a proxy crash only.
+    proxy_spool_fsync: bool = True
 
 
 @lru_cache(maxsize=1)

@@ -13,6 +13,7 @@ from faust.web.exceptions import NotFound, ServerError
 from sinks.client import AnyClient, connect
 from sinks.queries import SqlQuery, TableInfo, table_columns_sql, table_engine_sql
 from sinks.query import query_rows
+from sinks.readonly_sql import ReadOnlySql
 
 __all__ = ["AnalyticsStore", "ResultSet"]
 
@@ -34,8 +35,10 @@ class ResultSet:
 
 
 class AnalyticsStore:
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, sql: ReadOnlySql | None = None) -> None:
         self.dsn = dsn
+        # POST /sql: its own read-only connection, possibly as another (read-only) user.
+        self.sql = sql or ReadOnlySql(dsn)
 
     def client(self) -> AnyClient:
         # Its own lane (own client and lock on the same store): analyst and dashboard
@@ -57,7 +60,14 @@ class AnalyticsStore:
         return ResultSet(names or list(columns), rows)
 
     async def analyst_sql(self, sql: str) -> ResultSet:
-        """Runs ``sql`` as given; any failure propagates for the caller to report."""
+        """Runs ``sql`` read-only, within the limits profile (sinks/readonly_sql.py); a
+        refused or failed statement raises SqlError (ForbiddenSql) for the caller to report."""
+        names, rows = await asyncio.to_thread(self.sql.run, sql)
+        return ResultSet(names, rows)
+
+    async def writable_sql(self, sql: str) -> ResultSet:
+        """Runs ``sql`` as given on the API's own (writable) lane: POST /sql?mode=write,
+        which only a keyless loopback API with METERLINE_SQL_ALLOW_WRITES allows."""
         names, rows = await asyncio.to_thread(lambda: query_rows(self.client(), sql))
         return ResultSet(names, rows)
 

@@ -6,6 +6,7 @@ them stop every process they start, also when they fail."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
@@ -19,10 +20,87 @@ import httpx
 
 from meterline.embedded.tansu import TansuBroker, die_with_parent, free_port
 from meterline.settings import STALL_EXIT_CODE
+from sinks.readonly_sql import READ_STATEMENTS
 from streams import topics
 from streams.admin import ensure_topics
 
 GROUP_EVICTION_WAIT = 8.0  # the 6 s session timeout plus a margin
+LOCK_FILE = "meterline.lock"
+
+
+class DataDirBusy(RuntimeError):
+    """Another process holds the data directory (chDB allows one process per directory)."""
+
+
+def _command_of(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "?"
+    return " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part) or "?"
+
+
+def _holders(directory: Path) -> list[int]:
+    """Other processes with a file open under ``directory`` (Linux /proc; only processes
+    this user may inspect). Catches a worker started by hand on the same chDB directory,
+    which took no lock file."""
+    prefix = str(directory.resolve()) + os.sep
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (entry / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd).startswith(prefix):
+                        found.append(int(entry.name))
+                        break
+    return found
+
+
+class DataDirLock:
+    """An exclusive flock on ``<data_dir>/meterline.lock`` naming its holder (pid and
+    command), so a second stack on the same directory is told which process has it, instead
+    of its worker dying on chDB's refusal to open a directory another process holds."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / LOCK_FILE
+        self.chdb_dir = data_dir / "chdb"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 4096, 0).decode(errors="replace").split("\n", 1)
+            os.close(fd)
+            pid = int(text[0]) if text[0].strip().isdigit() else None
+            # The holder's live command line, else the one it wrote when it took the lock.
+            live = _command_of(pid) if pid is not None else "?"
+            command = live if live != "?" else (text[1].strip() if len(text) > 1 else "?")
+            raise DataDirBusy(self._message(pid, command)) from None
+        holders = _holders(self.chdb_dir) if self.chdb_dir.exists() else []
+        if holders:
+            os.close(fd)
+            raise DataDirBusy(self._message(holders[0], _command_of(holders[0])))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n{_command_of(os.getpid())}\n".encode(), 0)
+        self._fd = fd
+
+    def _message(self, pid: int | None, command: str) -> str:
+        who = f"process {pid} ({command})" if pid is not None else "another process"
+        return (
+            f"data directory {self.path.parent.resolve()} is in use by {who}; "
+            "stop it, or give this one another --data-dir"
+        )
+
+    def release(self) -> None:
+        if self._fd is not None:
+            # Closing the descriptor drops the flock; the file stays (removing it would let
+            # a third process lock a new file while a second still waits on the old one).
+            os.close(self._fd)
+            self._fd = None
 
 
 class WorkerProcess:
@@ -99,7 +177,11 @@ class WorkerProcess:
         while True:
             try:
                 r = httpx.post(
-                    f"{self.url}/sql", params={"format": fmt}, content=query, timeout=120.0
+                    f"{self.url}/sql",
+                    params=self._sql_params(query, fmt),
+                    content=query,
+                    headers=self._auth_headers(),
+                    timeout=120.0,
                 )
                 break
             except httpx.TransportError:
@@ -109,6 +191,19 @@ class WorkerProcess:
         if r.status_code != 200:
             raise RuntimeError(f"SQL failed ({r.status_code}): {r.text}")
         return r.json() if fmt == "json" else r.text
+
+    def _sql_params(self, query: str, fmt: str) -> dict[str, str]:
+        # /sql is read-only; a test's own maintenance statement (RENAME, OPTIMIZE, ...) goes
+        # with mode=write, which the stack's keyless loopback workers allow
+        # (METERLINE_SQL_ALLOW_WRITES, see env()).
+        words = query.lstrip(" \t\n(").split(None, 1)
+        first = words[0].upper() if words else ""
+        return {"format": fmt, **({} if first in READ_STATEMENTS else {"mode": "write"})}
+
+    def _auth_headers(self) -> dict[str, str]:
+        # A worker started with keys is called with the key its env names for clients.
+        key = self.env.get("METERLINE_API_KEY", "")
+        return {"Authorization": f"Bearer {key}"} if key else {}
 
     def kill(self) -> None:
         """SIGKILL, no goodbye: the crash the exactness guarantee is about."""
@@ -138,6 +233,7 @@ class EmbeddedStack:
         self.partitions = partitions
         self.extra_env = extra_env or {}
         self.broker = TansuBroker(log_dir=data_dir / "logs")
+        self.lock = DataDirLock(data_dir)
         self.workers: list[WorkerProcess] = []
         self._chdb = f"chdb://{(data_dir / 'chdb').resolve()}"
 
@@ -149,6 +245,10 @@ class EmbeddedStack:
             "METERLINE_DATA_DIR": str(self.data_dir.resolve()),
             "METERLINE_PARTITIONS": str(self.partitions),
             "METERLINE_WEB_PORT": str(free_port()),
+            # Tests and dev reach their own store only through the worker (chDB is one
+            # process per directory): let their maintenance statements through
+            # POST /sql?mode=write. Only a keyless loopback API honours it.
+            "METERLINE_SQL_ALLOW_WRITES": "true",
             **self.extra_env,
         }
         env.update(overrides)
@@ -156,6 +256,7 @@ class EmbeddedStack:
 
     def start(self) -> EmbeddedStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.lock.acquire()  # DataDirBusy names the process that holds the directory
         self.broker.start()
         self.broker.wait_ready()
         ensure_topics(self.broker.bootstrap, self.partitions, names=topics.ALL)
@@ -182,6 +283,7 @@ class EmbeddedStack:
         for worker in self.workers:
             worker.stop()
         self.broker.stop()
+        self.lock.release()
 
     def __enter__(self) -> EmbeddedStack:
         try:

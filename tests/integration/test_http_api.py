@@ -249,9 +249,10 @@ def test_http_api(tmp_path: Path) -> None:
             assert Decimal(gpt["cost"]) == Decimal("3.5")
             assert Decimal(gpt["billed"]) == Decimal("4.2")
             claude = day_tokens["claude-sonnet"]
-            # 200k × 3.00/M + 10k × 15.00/M + 100k × 0.30/M = 0.78.
-            assert Decimal(claude["cost"]) == Decimal("0.78")
-            assert Decimal(claude["billed"]) == Decimal("0.936")
+            # 200k input of which 100k cached (TokenEvent semantics):
+            # 100k × 3.00/M + 100k × 0.30/M + 10k × 15.00/M = 0.48.
+            assert Decimal(claude["cost"]) == Decimal("0.48")
+            assert Decimal(claude["billed"]) == Decimal("0.576")
             only = rows(get("/tokens/acme", window="minute", model="gpt-4o"))
             assert [(r["model"], r["window_start"]) for r in only] == [
                 ("gpt-4o", iso(anchor + 3 * MINUTE))
