@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -10,12 +11,17 @@ from typing import Annotated
 import httpx
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from meterline.api.keys_cli import keys_app
+from meterline.cli_read import api_headers, show_usage
+from meterline.cli_read import register as register_read_commands
+from meterline.llm.prices_cli import prices_app
 from meterline.settings import get_settings
 
 app = typer.Typer(add_completion=False, help="Meterline: real-time usage metering and billing.")
 console = Console()
+app.add_typer(prices_app, name="prices")
+app.add_typer(keys_app, name="keys")  # meterline keys create --admin | --customer ID
 
 
 @app.command()
@@ -34,10 +40,15 @@ def dev(
     partitions: int = 4,
 ) -> None:
     """Embedded broker + worker + HTTP API in the foreground until Ctrl-C."""
-    from meterline.embedded.stack import EmbeddedStack
+    from meterline.embedded.stack import DataDirBusy, EmbeddedStack
 
     settings = get_settings()
-    with EmbeddedStack(data_dir, partitions) as stack:
+    with contextlib.ExitStack() as scope:
+        try:
+            stack = scope.enter_context(EmbeddedStack(data_dir, partitions))
+        except DataDirBusy as exc:  # names the process (pid, command) holding the directory
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(1) from None
         worker_proc = stack.start_worker(METERLINE_WEB_PORT=str(settings.web_port))
         console.print(f"[bold]broker[/]  {stack.broker.bootstrap}")
         console.print(f"[bold]api[/]     {worker_proc.url}  (dashboard at /, SQL at POST /sql)")
@@ -69,48 +80,53 @@ def produce(
     topic: str,
     file: Annotated[str, typer.Argument(help="JSON lines file, or - for stdin")],
     as_json: Annotated[bool, typer.Option("--json", help="send JSON, not Avro")] = False,
+    batch: Annotated[
+        int, typer.Option(help="envelopes of up to N events per customer (usage, tokens)")
+    ] = 1,
 ) -> None:
-    """Publish JSON lines to TOPIC (key = customer_id)."""
-    from schemas.codec import Codec
-    from schemas.registry import registry_from_settings
-    from streams.producer import (
-        BrokerUnreachable,
-        check_reachable,
-        make_producer,
-        produce_lines,
-    )
+    """Publish JSON lines to TOPIC (key = customer_id); exit 0 only if all were acknowledged."""
+    from meterline.client.produce_command import run_produce
+
+    raise typer.Exit(run_produce(get_settings(), console, topic, file, as_json, batch))
+
+
+@app.command()
+def proxy(
+    host: Annotated[str | None, typer.Option(help="bind address (METERLINE_PROXY_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (METERLINE_PROXY_PORT)")] = None,
+) -> None:
+    """LLM proxy: OpenAI- and Anthropic-compatible pass-through that bills every response."""
+    from meterline.proxy.run import RefusedToListen, run_proxy
 
     settings = get_settings()
-    codec = Codec(registry_from_settings(settings.schema_registry_url))
-    # A record the broker has not acknowledged within 10 s is reported as undelivered, so a
-    # dead broker fails the command in seconds rather than librdkafka's default 5 minutes.
-    # librdkafka's own connection errors (log level 3) would bury the one line that matters:
-    # this command reports what was and was not delivered itself.
-    producer = make_producer(settings.broker, **{"message.timeout.ms": 10_000, "log_level": 2})
+    overrides = {"proxy_host": host, "proxy_port": port}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+    def ready(url: str) -> None:
+        console.print(f"[bold]proxy[/]   {url}  (OpenAI base_url {url}/v1, Anthropic {url})")
+        console.print(f"publishing token events to {settings.broker}; Ctrl-C stops.")
+
     try:
-        check_reachable(producer, settings.broker)
-    except BrokerUnreachable as exc:
-        console.print(f"[red]{exc}[/]; nothing was published")
-        raise typer.Exit(1) from None
-    stream = sys.stdin if file == "-" else open(file, encoding="utf-8")  # noqa: SIM115
-    try:
-        report = produce_lines(producer, codec, topic, stream, as_json=as_json)
-    except ValueError as exc:
-        undelivered = producer.flush(15)
-        console.print(f"[red]{exc}[/]; records before it were sent, {undelivered} unconfirmed")
-        raise typer.Exit(2) from exc
-    finally:
-        if stream is not sys.stdin:
-            stream.close()
-    if not report.ok:
-        first = report.failed[0] if report.failed else None
-        detail = f" (line {first[0]}: {first[1]})" if first else ""
-        console.print(
-            f"[red]{report.undelivered} of {report.sent} records were NOT acknowledged by the "
-            f"broker{detail}[/]; {report.acknowledged} were published to {topic}"
-        )
-        raise typer.Exit(1)
-    console.print(f"published {report.acknowledged} records to {topic} (acknowledged)")
+        run_proxy(settings, ready)
+    except RefusedToListen as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+
+
+@app.command("benchmark-proxy")
+def benchmark_proxy(
+    rate: float = 200,
+    seconds: float = 10,
+    rounds: int = 2,
+    streams: int = 200,
+    fsync: Annotated[bool, typer.Option(help="fsync every spool commit (the default)")] = True,
+) -> None:
+    """Latency the LLM proxy adds over the (fake) upstream, and streaming TTFB added."""
+    from meterline.proxy.benchmark import run_proxy_benchmark
+
+    run_proxy_benchmark(
+        console, rate=rate, seconds=seconds, rounds=rounds, streams=streams, fsync=fsync
+    )
 
 
 def _api_url() -> str:
@@ -127,7 +143,13 @@ def sql(
     settings = get_settings()
     if settings.clickhouse_dsn.startswith("chdb:"):
         try:
-            r = httpx.post(f"{_api_url()}/sql", params={"format": fmt}, content=query, timeout=120)
+            r = httpx.post(
+                f"{_api_url()}/sql",
+                params={"format": fmt},
+                content=query,
+                headers=api_headers(),
+                timeout=120,
+            )
         except httpx.HTTPError:
             r = None
         if r is not None:
@@ -148,19 +170,10 @@ def usage(
     customer: str,
     window: Annotated[str, typer.Option(help="minute, hour, day or month")] = "day",
     meter: str = "",
+    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
 ) -> None:
     """Usage of one customer from the running worker's API, as a table."""
-    r = httpx.get(
-        f"{_api_url()}/usage/{customer}", params={"window": window, "meter": meter}, timeout=60
-    )
-    r.raise_for_status()
-    data = r.json()
-    table = Table(title=f"{customer} — usage by {window}")
-    for c in data["columns"]:
-        table.add_column(c)
-    for row in data["rows"]:
-        table.add_row(*(str(v) for v in row))
-    console.print(table)
+    show_usage(customer, window, meter, as_json)
 
 
 @app.command()
@@ -223,6 +236,85 @@ def benchmark_dedup(
     from meterline.benchmark_dedup import run_dedup_benchmark
 
     run_dedup_benchmark(events, customers, horizon_events, console=console)
+
+
+@app.command()
+def ingest(
+    host: Annotated[str | None, typer.Option(help="default METERLINE_INGEST_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="default METERLINE_INGEST_PORT")] = None,
+) -> None:
+    """HTTP ingestion only: CloudEvents, Stripe meter events, gateway feeds → Kafka."""
+    from meterline.ingest.server import run_ingest
+    from streams.producer import BrokerUnreachable
+
+    settings = get_settings()
+    try:
+        run_ingest(
+            settings,
+            host or settings.ingest_host,
+            settings.ingest_port if port is None else port,
+            announce=console.print,
+        )
+    except (BrokerUnreachable, ValueError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+
+
+@app.command("benchmark-producer")
+def benchmark_producer(
+    single_events: int = 50_000,
+    batched_events: int = 200_000,
+    batch: int = 100,
+    customers: int = 50,
+    rounds: int = 3,
+) -> None:
+    """Producer client: events/s acknowledged, single events vs envelopes (embedded broker)."""
+    from meterline.benchmark_producer import run_producer_benchmark
+
+    run_producer_benchmark(console, single_events, batched_events, batch, customers, rounds)
+
+
+@app.command("benchmark-ingest")
+def benchmark_ingest(
+    events: int = 200_000,
+    batch: int = 100,
+    customers: int = 50,
+    concurrency: int = 16,
+) -> None:
+    """HTTP ingestion throughput into Kafka (acknowledged), on the embedded broker."""
+    from meterline.ingest.benchmark import run_ingest_benchmark
+
+    run_ingest_benchmark(events, batch, customers, concurrency, console)
+
+
+@app.command()
+def chaos(
+    records: int = 200_000,
+    kills: int = 5,
+    seed: int = 1,
+    outage_seconds: float = 30.0,
+    soak: Annotated[str | None, typer.Option(help="e.g. 30m: steady load instead")] = None,
+    work_dir: Annotated[Path | None, typer.Option(help="kept after the run")] = None,
+) -> None:
+    """Faults under a Lora workload (SIGKILLs, two workers, a ClickHouse outage), every
+    surface compared with a reference; exits 1 unless everything that must be 0 is."""
+    from meterline.chaos.report import render, render_soak
+    from meterline.chaos.run import ChaosOptions, run_chaos
+
+    if soak is not None:
+        from meterline.chaos.soak import parse_duration, run_soak
+
+        soaked = run_soak(parse_duration(soak))
+        render_soak(soaked, console)
+        raise typer.Exit(0 if soaked.ok else 1)
+    opts = ChaosOptions(records, kills, seed, outage_seconds, work_dir)
+    result = run_chaos(opts)
+    render(result, console)
+    raise typer.Exit(1 if result.failures else 0)
+
+
+# balance, ledger, invoices, payments, status (usage is above, beside sql).
+register_read_commands(app)
 
 
 def main() -> None:
