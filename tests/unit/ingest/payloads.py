@@ -1,5 +1,5 @@
-"""Example payloads from the providers' own documentation (the README's "HTTP ingestion"
-section shows the same ones, with their sources). Where a documented example leaves out a
+"""Example payloads from the providers' own documentation (docs/INGESTION.md shows the same
+ones, with their sources). Where a documented example leaves out a
 field the mapping needs (an id, a time), the addition is marked "added"."""
 
 from __future__ import annotations
