@@ -21,6 +21,7 @@ from rich.table import Table
 
 from meterline.settings import Settings, get_settings
 from streams import topics
+from streams.kafka_security import security_config
 
 __all__ = ["api_headers", "api_url", "register", "show_usage"]
 
@@ -229,6 +230,7 @@ def consumer_lag(settings: Settings, timeout: float = 5.0) -> list[dict[str, Any
 
     consumer = Consumer(
         {
+            **security_config(settings),
             "bootstrap.servers": settings.broker,
             # Only asked for its committed offsets: never subscribes, so never joins the
             # group and never disturbs the worker's assignment.

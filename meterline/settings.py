@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,7 +22,15 @@ class Settings(BaseSettings):
     broker: str = "127.0.0.1:9092"
     # True when the broker is the embedded Tansu: turns on the scoped end-offset fix.
     broker_is_tansu: bool = False
-    # clickhouse-connect DSN: chdb:///path (embedded) or http(s)://user:pass@host:8123/db.
+    # Kafka security for every client (streams/kafka_security.py): PLAINTEXT, SSL,
+    # SASL_PLAINTEXT or SASL_SSL; the SASL mechanism and credentials; a CA file for TLS.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_ca_location: Path | None = None
+    # clickhouse-connect DSN: chdb:///path (embedded) or http(s)://user:pass@host:8123/db;
+    # TLS and credentials go in the DSN (https://user:pass@host:8443/db?ca_cert=/ca.pem).
     clickhouse_dsn: str = "chdb:.meterline/chdb"
     # Confluent Schema Registry URL; empty means the built-in file registry.
     schema_registry_url: str = ""

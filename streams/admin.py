@@ -6,6 +6,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams import topics
+from streams.kafka_security import kafka_config
 
 
 def ensure_topics(
@@ -15,7 +16,7 @@ def ensure_topics(
     names: list[str] | None = None,
     timeout: float = 30.0,
 ) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(kafka_config(bootstrap))
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [n for n in (names or topics.ALL) if n not in existing]
     if not wanted:

@@ -34,6 +34,7 @@ from meterline.metering.windows import parse_instant_ms
 from schemas.codec import Codec, DecodeError
 from sinks.tables.catalog import MARKUPS, METERS, MODEL_PRICES, markup_row, meter_row, price_row
 from sinks.writer import ClickHouseWriter
+from streams.kafka_security import kafka_config
 from streams.topics import CATALOG
 
 log = logging.getLogger(__name__)
@@ -130,12 +131,14 @@ class CatalogFeed:
 
     def _consumer(self) -> Consumer:
         consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"meterline-catalog-{uuid.uuid4()}",
-                "enable.auto.commit": False,
-                "enable.partition.eof": False,
-            }
+            kafka_config(
+                self.bootstrap,
+                **{
+                    "group.id": f"meterline-catalog-{uuid.uuid4()}",
+                    "enable.auto.commit": False,
+                    "enable.partition.eof": False,
+                },
+            )
         )
         meta = consumer.list_topics(CATALOG, timeout=30)
         partitions = sorted(meta.topics[CATALOG].partitions)

@@ -10,6 +10,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from streams.kafka_security import kafka_config
+
 USAGE_EVENT = "meterline.UsageEvent"
 USAGE_BATCH = "meterline.UsageEventBatch"
 TOKEN_EVENT = "meterline.TokenEvent"
@@ -17,7 +19,7 @@ TOKEN_EVENT = "meterline.TokenEvent"
 
 def make_producer(bootstrap: str, **overrides: Any) -> Producer:
     config = {
-        "bootstrap.servers": bootstrap,
+        **kafka_config(bootstrap),
         "enable.idempotence": True,
         "partitioner": "murmur2_random",
         "linger.ms": 5,

@@ -51,11 +51,13 @@ def read_catalog_topic(bootstrap: str, book: PriceBook, idle_seconds: float = 1.
     from schemas.codec import Codec, DecodeError
     from schemas.registry import registry_from_settings
     from streams.catalog_feed import CatalogError, normalize_change
+    from streams.kafka_security import security_config
     from streams.topics import CATALOG
 
     codec = Codec(registry_from_settings(get_settings().schema_registry_url))
     consumer = Consumer(
         {
+            **security_config(),
             "bootstrap.servers": bootstrap,
             "group.id": f"meterline-prices-sync-{time.time_ns()}",
             "enable.auto.commit": False,

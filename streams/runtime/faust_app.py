@@ -3,7 +3,10 @@ consumer fixes installed out."""
 
 from __future__ import annotations
 
+import ssl
+
 import faust
+from faust.auth import SASLCredentials, SSLCredentials
 
 from meterline.settings import Settings
 from streams.runtime.delivery_fix import apply_faust_delivery_fix
@@ -30,11 +33,37 @@ def faust_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         key_serializer="raw",
         value_serializer="raw",
+        broker_credentials=broker_credentials(settings),
     )
     # Both patch the consumer Faust creates later; every app built here gets them.
     apply_faust_delivery_fix(app)
     maybe_apply_tansu_end_offset_fix(app, settings)
     return app
+
+
+def broker_credentials(settings: Settings) -> SASLCredentials | SSLCredentials | None:
+    """The Kafka security settings (streams/kafka_security.py) as aiokafka credentials."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    ca = settings.kafka_ssl_ca_location
+    context = None
+    if protocol.endswith("SSL"):
+        context = ssl.create_default_context(cafile=str(ca) if ca is not None else None)
+    if protocol == "SSL":
+        return SSLCredentials(context)
+    if context is None:  # SASL_PLAINTEXT
+        return SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value(),
+            mechanism=settings.kafka_sasl_mechanism,
+        )
+    return SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=settings.kafka_sasl_password.get_secret_value(),
+        mechanism=settings.kafka_sasl_mechanism,
+        ssl_context=context,
+    )
 
 
 def owned_partitions(app: faust.App, topic: str, partitions: int) -> set[int]:
