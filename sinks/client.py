@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -25,6 +26,8 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ProgrammingError
 from clickhouse_connect.driver.query import QueryResult
 from clickhouse_connect.driver.summary import QuerySummary
+
+from sinks.chdb_holders import describe
 
 __all__ = [
     "AnyClient",
@@ -142,9 +145,13 @@ def _open_chdb(dsn: str) -> Client:
         return clickhouse_connect.get_client(dsn=dsn, tz_mode="aware")
     except ProgrammingError as exc:
         open_paths = sorted({c.key.split("#")[0] for c in _clients.values()})
+        if open_paths:
+            why = f"this process already holds {open_paths} (close_all() first)"
+        else:
+            others = describe(Path(path)) if path is not None else ""
+            why = f"held by {others}" if others else "another process may hold it"
         raise ProgrammingError(
-            f"cannot open chDB at {path!r}: this process already holds {open_paths or 'one'};"
-            " chDB allows one data directory per process (close_all() first)"
+            f"cannot open chDB at {path!r}: {why}; chDB allows one data directory per process"
         ) from exc
 
 

@@ -20,6 +20,8 @@ import httpx
 
 from meterline.embedded.tansu import TansuBroker, die_with_parent, free_port
 from meterline.settings import STALL_EXIT_CODE
+from sinks.chdb_holders import command_of as _command_of
+from sinks.chdb_holders import holders as _holders
 from sinks.readonly_sql import READ_STATEMENTS
 from streams import topics
 from streams.admin import ensure_topics
@@ -30,32 +32,6 @@ LOCK_FILE = "meterline.lock"
 
 class DataDirBusy(RuntimeError):
     """Another process holds the data directory (chDB allows one process per directory)."""
-
-
-def _command_of(pid: int) -> str:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return "?"
-    return " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part) or "?"
-
-
-def _holders(directory: Path) -> list[int]:
-    """Other processes with a file open under ``directory`` (Linux /proc; only processes
-    this user may inspect). Catches a worker started by hand on the same chDB directory,
-    which took no lock file."""
-    prefix = str(directory.resolve()) + os.sep
-    found: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            for fd in (entry / "fd").iterdir():
-                with contextlib.suppress(OSError):
-                    if os.readlink(fd).startswith(prefix):
-                        found.append(int(entry.name))
-                        break
-    return found
 
 
 class DataDirLock:
