@@ -31,6 +31,11 @@ class Correction:
     event_id: str
     aggregation: Aggregation
     agg: WindowAgg
+    # The version of the first state that holds it, fixed when counted: its aggregates record
+    # carries it, so a re-publication after a crash repeats the record exactly. Taken from
+    # the state's version at publish time, a replacement that applied newer input first
+    # published the same correction id again with another revision (`meterline chaos`).
+    revision: int = 0
 
 
 @dataclass(slots=True)
@@ -87,8 +92,11 @@ class UsageState:
         if start < self.closed_before:
             agg = WindowAgg.empty(keep_uniques)
             agg.add(value, ts, event_id, unique_value)
+            # put_usage writes this state as version + 1: the first version holding it.
             self.corrections.append(
-                Correction(meter.code, dims_key, start, event_id, meter.aggregation, agg)
+                Correction(
+                    meter.code, dims_key, start, event_id, meter.aggregation, agg, self.version + 1
+                )
             )
             return True
         key = (meter.code, dims_key, start)
@@ -165,6 +173,7 @@ class UsageState:
                     c.event_id,
                     str(c.aggregation),
                     c.agg.to_dict(),
+                    c.revision,
                 ]
                 for c in self.corrections
             ],
@@ -186,8 +195,18 @@ class UsageState:
             closed_before=int(data["cb"]),
             chunk_seq=int(data["cs"]),
             corrections=[
-                Correction(m, d, int(s), e, Aggregation(g), WindowAgg.from_dict(a))
-                for m, d, s, e, g, a in data["corr"]
+                # A state written before corrections kept their revision: its own version,
+                # the revision such a correction was published with until now.
+                Correction(
+                    c[0],
+                    c[1],
+                    int(c[2]),
+                    c[3],
+                    Aggregation(c[4]),
+                    WindowAgg.from_dict(c[5]),
+                    int(c[6]) if len(c) > 6 else int(data["v"]),
+                )
+                for c in data["corr"]
             ],
             dirty=dirty,
         )

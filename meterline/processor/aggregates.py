@@ -29,7 +29,7 @@ def aggregate_records(
                 f"late:{c.event_id}",
                 c.aggregation,
                 c.agg,
-                state.version,
+                c.revision,
             )
         )
     return out
