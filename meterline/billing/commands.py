@@ -66,6 +66,8 @@ def apply_command(account: Account, cmd: Mapping[str, Any], plans: Mapping[str, 
                 until=_opt_int(cmd.get("until")),
                 items=items or DEFAULT_ITEMS,
             )
-    except (KeyError, TypeError, ValueError) as exc:
+    # AttributeError: an object field given as something else (``"items": [null]``,
+    # ``"topup": "x"``); raised, it stopped the worker on the record at every replay.
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         return Effects(errors=[f"malformed {kind} command: {exc!r}"], status="rejected")
     return Effects(errors=[f"unknown command type {kind!r}"], status="rejected")
