@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sinks.client import AnyClient
+from sinks.fault import check_fault
 from sinks.retry import PERMANENT_ERROR_CODES, is_retryable
 from sinks.row_checks import TYPELESS, RowError, Spec, column_spec
 
@@ -335,6 +336,7 @@ class ClickHouseWriter:
                 delay = min(delay * 2, self.max_backoff)
 
     def _insert(self, batch: _Batch) -> None:
+        check_fault()  # chaos runs only (sinks/fault.py); a no-op unless the switch is set
         types = self._types.get(batch.table)
         type_names = (
             [types[c] for c in batch.columns]

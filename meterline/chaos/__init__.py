@@ -1,0 +1,1 @@
+"""`meterline chaos`: faults under a Lora workload, every surface against a reference."""
