@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import time
 from pathlib import Path
@@ -41,6 +42,10 @@ def dev(
 ) -> None:
     """Embedded broker + worker + HTTP API in the foreground until Ctrl-C."""
     from meterline.embedded.stack import DataDirBusy, EmbeddedStack
+
+    # A parent may start us with SIGINT ignored (a shell's background job, a test runner's
+    # child), which Python then leaves ignored: Ctrl-C would stop nothing. Seen in CI.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     settings = get_settings()
     with contextlib.ExitStack() as scope:

@@ -55,6 +55,9 @@ def test_dev_produce_sql_and_clean_stop(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        # Started with SIGINT ignored, as a shell's background job is (and as this test runner
+        # once started it): Ctrl-C must still stop dev.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         broker = None
