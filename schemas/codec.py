@@ -44,17 +44,15 @@ from schemas.validate import (
     DecodeError,
     EncodeError,
     Rejected,
-    check_token_avro,
-    check_token_avro_v1,
     check_usage_avro,
     each,
     each_lenient,
     json_event_list,
     json_events,
     to_json_bytes,
-    token_event,
     usage_event,
 )
+from schemas.validate_tokens import check_token_avro, check_token_avro_v1, token_event
 
 __all__ = ["Codec", "DecodeError", "EncodeError", "Rejected", "to_json_bytes"]
 

@@ -23,7 +23,8 @@ from meterline.metering.windows import EventTimeLimits
 from meterline.settings import Settings
 from schemas.codec import Codec
 from schemas.names import TOKEN_EVENT, TOKEN_EVENT_BATCH, USAGE_EVENT, USAGE_EVENT_BATCH
-from schemas.validate import DecodeError, show, token_event, usage_event
+from schemas.validate import DecodeError, show, usage_event
+from schemas.validate_tokens import token_event
 from streams import topics
 
 # A request may carry at most this many records (a CloudEvents batch, a feed's list).
