@@ -10,7 +10,9 @@ Refunds (``reverse``): a refund first takes back what is still unspent on the re
 other grants (possibly promotional or scoped to other products), and the wallet never goes
 negative, so it is returned as ``unrecovered``: the account records it as money owed and bills it
 on the next invoice. Credits that had already expired or been voided are neither reversed nor
-owed: the customer never got their value.
+owed: the customer never got their value. Credits held by an open dispute are unspent too: a
+refund takes them after the spendable ones (a ``dispute_release`` of the part, then its
+``reversal``), so a dispute won later cannot give back credits a refund already took.
 """
 
 from __future__ import annotations
@@ -271,11 +273,20 @@ class Wallet:
         asked = refundable if amount is None else min(amount, refundable)
         if asked <= 0:
             return ReversalResult([], ZERO, ZERO)
-        unspent = g.remaining if g.status == "active" else ZERO
+        active = g.status == "active"
+        unspent = g.remaining if active else ZERO
+        entries: list[LedgerEntry] = []
+        from_held = min(asked - min(asked, unspent), g.held) if active else ZERO
+        if from_held > 0:
+            # Out of the hold first, so the balance passes through what was held and the
+            # reversal below takes it back like any unspent credit.
+            g.held -= from_held
+            g.remaining += from_held
+            entries.append(self._write("dispute_release", g, from_held, at, ref or grant_id))
+            unspent += from_held
         taken = min(asked, unspent)
         # (Skipping a zero subtraction keeps the refund's own scale: 5.00 owed, not 5.000.)
         owed = min(asked - taken if taken else asked, g.spent - g.clawed)
-        entries: list[LedgerEntry] = []
         if taken > 0:
             g.remaining -= taken
             g.reversed += taken

@@ -49,6 +49,28 @@ def test_dispute_opened_holds_the_unspent_credits_and_won_gives_them_back() -> N
     _identity(account)
 
 
+def test_a_refund_while_disputed_takes_held_credits_so_winning_gives_back_only_the_rest() -> None:
+    # Found by the payment property test (an EUR overpayment disputed, refunded, then won):
+    # the refund saw no spendable credits (all held), so it reversed nothing and either
+    # owed the amount as money or, with nothing spent, took nothing; winning then gave every
+    # held credit back.
+    account, t = topped_up()
+    account.apply_usage("spend", "llm", D(1), t + 1, D("12"))  # 9 of the top-up left
+    balance = account.balance()
+    account.apply_payment(pay("p1", "dispute_opened", "20", "topup:cust:1", t + 2, "topup"))
+    fx = account.apply_payment(pay("p1", "refunded", "5", "topup:cust:1", t + 3, "topup"))
+    assert [(e.kind, e.amount) for e in fx.entries] == [
+        ("dispute_release", D(5)),
+        ("reversal", D(-5)),
+    ]
+    assert account.owed == 0  # unspent credits came back: no money is owed for them
+    _identity(account)
+    fx = account.apply_payment(pay("p1", "dispute_won", "20", "topup:cust:1", t + 4, "topup"))
+    assert [(e.kind, e.amount) for e in fx.entries] == [("dispute_release", D(4))]
+    assert account.balance() == balance - 5
+    _identity(account)
+
+
 def test_dispute_lost_is_reversed_as_a_refund() -> None:
     account, t = topped_up()
     account.apply_usage("spend", "llm", D(1), t + 1, D("12"))
