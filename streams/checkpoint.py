@@ -215,12 +215,8 @@ class Checkpoint:
         is snapshotted again (writes are idempotent), windows past grace are closed, and every
         outbox that survived, and every raw batch not yet stored, is published."""
         self.store.rebuild_dedup()
-        self.pending_usage.clear()
-        for state in self.store.owned_usage():
-            # The state says which snapshots may be missing (dirty, corrections) and whether
-            # windows past grace still wait for their close; the rest is already published.
-            target = state.close_target(self.grace_ms)
-            if state.dirty or state.corrections or any(k[2] < target for k in state.windows):
-                self.pending_usage.add(state.customer_id)
-        self.pending_accounts = {a.customer_id for a in self.store.owned_accounts() if a.has_outbox}
+        # The marks say which snapshots may be missing (dirty, corrections) and whether
+        # windows past grace still wait for their close; the rest is already published.
+        self.pending_usage = {c for c, m in self.store.usage_marks() if m.pending(self.grace_ms)}
+        self.pending_accounts = self.store.recover_accounts()
         self.pending_raw = self.store.owned_raw()

@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from meterline.metering.dedup import Chunk, DedupIndex
-from meterline.metering.usage_state import UsageState
+from meterline.metering.usage_state import RecoveryMark, UsageState
 from meterline.processor.account_state import AccountState
 from meterline.processor.customer import CustomerState
 from meterline.processor.raw_batch import RawBatch
+from streams.runtime.tables import account_headers, json_values, usage_marks
 
 
 class CustomerStore:
@@ -35,6 +36,9 @@ class CustomerStore:
         self.dedup = dedup
         self.home = home
         self.owned = owned
+        # customer → when its account is next due (None: nothing timed ahead), for the
+        # owned partitions; rebuilt by recover_accounts, kept by put_account.
+        self._due: dict[str, int | None] = {}
 
     def load(self, customer: str) -> CustomerState:
         usage = self.states.get(customer)
@@ -55,6 +59,7 @@ class CustomerStore:
     def put_account(self, account: AccountState) -> None:
         account.version += 1
         self.accounts[account.customer_id] = account
+        self._due[account.customer_id] = account.next_due_at()
 
     def put_chunk(self, chunk: Chunk) -> None:
         self.chunks[chunk.key] = chunk.to_dict()
@@ -76,27 +81,43 @@ class CustomerStore:
             if v is not None and self.home(k.rsplit("#", 1)[0]) in owned
         }
 
-    def owned_usage(self) -> Iterator[UsageState]:
-        """Usage states of the partitions this worker owns. Faust's memory store may still
-        hold customers of partitions another worker now owns; writing them would make a
-        second writer, so only owned customers are ever touched outside an input."""
+    def usage_marks(self) -> Iterator[tuple[str, RecoveryMark]]:
+        """Recovery marks of the owned customers' usage states (states are not decoded)."""
         owned = self.owned()
-        for customer, state in self.states.items():
-            if state is not None and self.home(customer) in owned:
-                yield state
+        for customer, mark in usage_marks(self.states):
+            if self.home(customer) in owned:
+                yield customer, mark
 
-    def owned_accounts(self) -> Iterator[AccountState]:
+    def recover_accounts(self) -> set[str]:
+        """After (re)assignment: rebuilds the due index from the records' headers and
+        returns the owned customers whose account has an outbox to publish."""
         owned = self.owned()
-        for customer, account in list(self.accounts.items()):
-            if account is not None and self.home(customer) in owned:
-                yield account
+        self._due = {}
+        outboxes = set()
+        for customer, header in account_headers(self.accounts):
+            if self.home(customer) not in owned:
+                continue
+            self._due[customer] = AccountState.header_due(header)
+            if AccountState.header_has_outbox(header):
+                outboxes.add(customer)
+        return outboxes
+
+    def due_accounts(self, now_ms: int) -> Iterator[AccountState]:
+        """Owned accounts a tick at ``now_ms`` may change, found in the due index: a tick
+        decodes nothing of the others, however many there are."""
+        owned = self.owned()
+        for customer, due in list(self._due.items()):
+            if due is not None and due <= now_ms and self.home(customer) in owned:
+                account = self.accounts.get(customer)
+                if account is not None and account.due(now_ms):
+                    yield account
 
     def rebuild_dedup(self) -> None:
         """After (re)assignment the table holds the recovered truth; the index in memory may
         not."""
         self.dedup.clear()
         chunks = sorted(
-            (Chunk.from_dict(k, v) for k, v in self.chunks.items() if v is not None),
+            (Chunk.from_dict(k, v) for k, v in json_values(self.chunks)),
             key=lambda c: (c.customer_id, int(c.key.rsplit("#", 1)[1])),
         )
         for chunk in chunks:

@@ -197,10 +197,9 @@ class UsagePipeline:
     def tick_accounts(self, now_ms: int) -> int:
         """Lets wall-clock time pass for the accounts this worker owns: period close, expiry,
         due top-up retries."""
+        self._rebuild_if_needed()
         ticked = 0
-        for account in self.store.owned_accounts():
-            if not account.due(now_ms):
-                continue  # nothing timed before next_due: not even decoded
+        for account in self.store.due_accounts(now_ms):
             account.account.payment_retention_ms = self.retention_ms
             fx = self.rules.account(account).tick(now_ms)
             if fx.entries or fx.topups or fx.alerts or fx.invoices or fx.payments:

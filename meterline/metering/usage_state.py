@@ -54,6 +54,46 @@ class WindowSnapshot:
         return json.loads(self.dims_key)
 
 
+def close_target(watermark: int, closed_before: int, grace_ms: int) -> int:
+    """Windows starting before this are past grace: [s, s+1m) closes once the watermark
+    reaches s + 1m + grace."""
+    if watermark < 0:
+        return closed_before
+    return max(minute_start(watermark - grace_ms - MINUTE_MS) + MINUTE_MS, closed_before)
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryMark:
+    """What a restart must know of a state without decoding it: whether it may have
+    unpublished snapshots (dirty windows, corrections) and whether a window is past grace but
+    not closed yet. Written in front of the state (see streams/runtime/tables.py), so a
+    worker recovering 100,000 customers decodes only the few with something to publish."""
+
+    unpublished: bool
+    earliest_window: int | None
+    watermark: int
+    closed_before: int
+
+    def pending(self, grace_ms: int) -> bool:
+        if self.unpublished:
+            return True
+        target = close_target(self.watermark, self.closed_before, grace_ms)
+        return self.earliest_window is not None and self.earliest_window < target
+
+    def to_dict(self) -> dict[str, int | bool | None]:
+        return {
+            "p": self.unpublished,
+            "e": self.earliest_window,
+            "wm": self.watermark,
+            "cb": self.closed_before,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RecoveryMark:
+        e = data["e"]
+        return cls(bool(data["p"]), None if e is None else int(e), int(data["wm"]), int(data["cb"]))
+
+
 @dataclass(slots=True)
 class UsageState:
     customer_id: str
@@ -108,12 +148,12 @@ class UsageState:
         return False
 
     def close_target(self, grace_ms: int) -> int:
-        """Windows starting before this are past grace: [s, s+1m) closes once the watermark
-        reaches s + 1m + grace."""
-        if self.watermark < 0:
-            return self.closed_before
-        target = minute_start(self.watermark - grace_ms - MINUTE_MS) + MINUTE_MS
-        return max(target, self.closed_before)
+        return close_target(self.watermark, self.closed_before, grace_ms)
+
+    def recovery_mark(self) -> RecoveryMark:
+        earliest = min((k[2] for k in self.windows), default=None)
+        unpublished = bool(self.dirty or self.corrections)
+        return RecoveryMark(unpublished, earliest, self.watermark, self.closed_before)
 
     def snapshots(self, all_windows: bool = False) -> list[WindowSnapshot]:
         keys = self.windows.keys() if all_windows else self.dirty

@@ -73,6 +73,15 @@ class AccountState:
         # before it was kept, which is ticked to be safe).
         self.stored_due = stored_due
 
+    def next_due_at(self) -> int | None:
+        """When a tick may next have an effect (0: unknown, so at once; None: never)."""
+        return self._due_header().get("n", 0)
+
+    @staticmethod
+    def header_due(header: dict[str, Any]) -> int | None:
+        """next_due_at from the record's header alone."""
+        return header.get("n", 0)
+
     def due(self, now: int) -> bool:
         """Whether a tick at ``now`` may have an effect; answered without decoding an
         account that is still encoded."""
@@ -104,6 +113,11 @@ class AccountState:
     @property
     def has_outbox(self) -> bool:
         return self.balance_dirty or any(self.outbox.values())
+
+    @staticmethod
+    def header_has_outbox(header: dict[str, Any]) -> bool:
+        """has_outbox from the record's header alone (to_parts), without the account."""
+        return bool(header.get("b")) or any(header.get("o", {}).values())
 
     def outbound_records(self) -> list[tuple[str, dict[str, Any]]]:
         """(topic kind, record) for meterline.topups, .alerts and .invoices."""

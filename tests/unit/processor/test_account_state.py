@@ -67,3 +67,17 @@ def test_the_record_says_when_the_account_is_next_due_and_a_tick_before_it_decod
     # A record written before next_due was kept: ticked, to be safe.
     old = AccountState.from_dict({k: v for k, v in _stored().items() if k != "n"})
     assert old.due(0) and old._account is None
+
+
+def test_a_restart_finds_outboxes_from_the_header_alone() -> None:
+    from streams.runtime.tables import _AccountStateCodec, account_headers
+
+    codec = _AccountStateCodec()
+    quiet = codec._dumps(AccountState.from_dict(_stored()))
+    busy_state = AccountState.from_dict(_stored())
+    busy_state.balance_dirty = True
+    old = json.dumps(_stored(), separators=(",", ":")).encode()
+    headers = dict(account_headers({"q": quiet, "b": codec._dumps(busy_state), "o": old}))
+    got = {c for c, h in headers.items() if AccountState.header_has_outbox(h)}
+    assert got == {"b"}
+    assert AccountState.from_dict(_stored()).has_outbox is False
