@@ -125,8 +125,21 @@ def benchmark_proxy(
     rounds: int = 2,
     streams: int = 200,
     fsync: Annotated[bool, typer.Option(help="fsync every spool commit (the default)")] = True,
+    outage: Annotated[
+        float,
+        typer.Option(
+            help="instead: cut the broker off for this many seconds under load, "
+            "then check every response is billed once"
+        ),
+    ] = 0,
 ) -> None:
     """Latency the LLM proxy adds over the (fake) upstream, and streaming TTFB added."""
+    if outage > 0:
+        from meterline.benchmark_billing import CATALOG_ENV
+        from meterline.proxy.benchmark_outage import run_outage_benchmark
+
+        run_outage_benchmark(console, rate=rate, outage=outage, catalog_env=CATALOG_ENV)
+        return
     from meterline.proxy.benchmark import run_proxy_benchmark
 
     run_proxy_benchmark(

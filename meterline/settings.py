@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     proxy_spool_dir: Path | None = None
     # fsync every spool commit (survives power loss); false: survives a proxy crash only.
     proxy_spool_fsync: bool = True
+    # How long librdkafka tries one send before its report says failed; the event stays
+    # spooled and is sent again (a failed send also renews a producer the broker fenced).
+    proxy_delivery_timeout_seconds: float = Field(default=15.0, gt=0)
 
 
 @lru_cache(maxsize=1)

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from meterline.embedded.relay import Relay
 from meterline.embedded.tansu import TansuBroker, die_with_parent, free_port
 from meterline.settings import STALL_EXIT_CODE
 from sinks.chdb_holders import command_of as _command_of
@@ -203,19 +204,27 @@ class WorkerProcess:
 
 class EmbeddedStack:
     def __init__(
-        self, data_dir: Path, partitions: int = 4, extra_env: dict[str, str] | None = None
+        self,
+        data_dir: Path,
+        partitions: int = 4,
+        extra_env: dict[str, str] | None = None,
+        relay: Relay | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.partitions = partitions
         self.extra_env = extra_env or {}
-        self.broker = TansuBroker(log_dir=data_dir / "logs")
+        # With a relay, every client reaches the broker through it (the broker advertises
+        # the relay's address), so cutting the relay is an outage of the broker for all.
+        self.relay = relay
+        advertised = relay.port if relay is not None else None
+        self.broker = TansuBroker(log_dir=data_dir / "logs", advertised_port=advertised)
         self.lock = DataDirLock(data_dir)
         self.workers: list[WorkerProcess] = []
         self._chdb = f"chdb://{(data_dir / 'chdb').resolve()}"
 
     def env(self, **overrides: str) -> dict[str, str]:
         env = {
-            "METERLINE_BROKER": self.broker.bootstrap,
+            "METERLINE_BROKER": self.bootstrap,
             "METERLINE_BROKER_IS_TANSU": "true",
             "METERLINE_CLICKHOUSE_DSN": self._chdb,
             "METERLINE_DATA_DIR": str(self.data_dir.resolve()),
@@ -234,9 +243,16 @@ class EmbeddedStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.lock.acquire()  # DataDirBusy names the process that holds the directory
         self.broker.start()
+        if self.relay is not None:
+            self.relay.target = (self.broker.host, self.broker.port)
+            self.relay.start()
         self.broker.wait_ready()
-        ensure_topics(self.broker.bootstrap, self.partitions, names=topics.ALL)
+        ensure_topics(self.bootstrap, self.partitions, names=topics.ALL)
         return self
+
+    @property
+    def bootstrap(self) -> str:
+        return self.relay.address if self.relay is not None else self.broker.bootstrap
 
     def start_worker(self, wait: bool = True, **overrides: str) -> WorkerProcess:
         n = len(self.workers)
@@ -259,6 +275,8 @@ class EmbeddedStack:
         for worker in self.workers:
             worker.stop()
         self.broker.stop()
+        if self.relay is not None:
+            self.relay.stop()
         self.lock.release()
 
     def __enter__(self) -> EmbeddedStack:

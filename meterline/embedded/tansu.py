@@ -116,8 +116,11 @@ class TansuBroker:
         port: int | None = None,
         host: str = HOST,
         stop_timeout: float = 5.0,
+        advertised_port: int | None = None,
     ) -> None:
         self.host = host
+        # Another port to name in metadata (a relay in front of the broker, see relay.py).
+        self.advertised_port = advertised_port
         self._port_chosen = port is None
         self.port = port if port is not None else free_port(host)
         self.log_dir = Path(log_dir) if log_dir is not None else Path(tempfile.gettempdir())
@@ -165,7 +168,7 @@ class TansuBroker:
                 "--listener-url",
                 listener,
                 "--advertised-listener-url",
-                listener,
+                f"tcp://{self.host}:{self.advertised_port}" if self.advertised_port else listener,
                 "--storage-engine",
                 "memory://tansu/",
             ]

@@ -15,10 +15,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message
 
 from meterline.settings import Settings
-from streams.producer import check_reachable, make_producer, send
+from streams.producer import RenewingProducer, check_reachable
 
 # (key, value): the key is the customer id, so the message lands on the customer's home
 # partition (murmur2, as the worker computes it) and is never forwarded.
@@ -85,10 +85,11 @@ class _Pending:
 
 
 class KafkaPublisher:
-    """confluent-kafka's idempotent producer (streams/producer.py) behind ``Publisher``."""
+    """confluent-kafka's idempotent producer (streams/producer.py) behind ``Publisher``,
+    replaced when a broker outage leaves it fenced (RenewingProducer)."""
 
-    def __init__(self, producer: Producer, bootstrap: str = "") -> None:
-        self.producer = producer
+    def __init__(self, kafka: RenewingProducer, bootstrap: str = "") -> None:
+        self.kafka = kafka
         self.bootstrap = bootstrap
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="ingest-kafka-poll", daemon=True)
@@ -102,22 +103,30 @@ class KafkaPublisher:
         # librdkafka gives a record up when the HTTP answer does (503), instead of retrying for
         # its default five minutes while the client already retries the request itself.
         config = {"message.timeout.ms": max(1, int(timeout * 1000)), "log_level": 2, **overrides}
-        return cls(make_producer(settings.broker, **config), settings.broker)
+        return cls(RenewingProducer(settings.broker, **config), settings.broker)
 
     def check_reachable(self, timeout: float = 5.0) -> None:
         """Raises streams.producer.BrokerUnreachable when no broker answers."""
-        check_reachable(self.producer, self.bootstrap, timeout)
+        check_reachable(self.kafka.producer, self.bootstrap, timeout)
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self.producer.poll(0.05)
+            self.kafka.poll(0.05)
 
     async def publish(self, topic: str, messages: Sequence[KeyedValue], timeout: float) -> None:
         if not messages:
             return
         pending = _Pending(asyncio.get_running_loop(), len(messages))
-        for key, value in messages:
-            send(self.producer, topic, key, value, on_delivery=pending.report)
+        def report(err: KafkaError | None, msg: Message) -> None:
+            self.kafka.note(err)
+            pending.report(err, msg)
+
+        for i, (key, value) in enumerate(messages):
+            try:
+                self.kafka.send(topic, key, value, on_delivery=report)
+            except KafkaException as exc:
+                # The rest is not sent; what was may be in the topic (a retry dedups).
+                raise NotAcknowledged(len(messages) - i, len(messages), str(exc)) from None
         try:
             await asyncio.wait_for(asyncio.shield(pending.future), timeout)
         except TimeoutError:
@@ -127,7 +136,7 @@ class KafkaPublisher:
 
     def close(self, timeout: float = 10.0) -> int:
         """Flushes what is queued, stops the poll thread; returns records left unflushed."""
-        left = self.producer.flush(timeout)
+        left = self.kafka.flush(timeout)
         self._stop.set()
         with contextlib.suppress(RuntimeError):
             self._thread.join(2.0)

@@ -1,10 +1,11 @@
 """Publishing TokenEvents: spool first, then Kafka, then forget.
 
-``record`` returns once the event is fsynced in the spool (so the response may complete);
-the confluent-kafka producer then sends it, and only its delivery report deletes it from the
-spool. Events whose delivery failed (broker unreachable past ``message.timeout.ms``), and
-events left from an earlier run, are sent again by a background task. A send may repeat (a
-report lost in a crash); the worker's event_id dedup counts it once.
+``record`` returns once the event is fsynced in the spool (the proxy runs it beside the
+response to the client, see server.py); the confluent-kafka producer then sends it, and only
+its delivery report deletes it from the spool. Events whose delivery failed (broker
+unreachable past ``message.timeout.ms``), and events left from an earlier run, are sent again
+by a background task. A send may repeat (a report lost in a crash); the worker's event_id
+dedup counts it once.
 
 Threads: SQLite runs on one dedicated writer thread (the spool is not thread-safe and an fsync
 must not stall the event loop), which commits everything queued since its last commit in one
@@ -25,13 +26,13 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import KafkaError, KafkaException, Message
 
 from meterline.proxy.spool import Spool
 from schemas.codec import Codec
 from schemas.registry import registry_from_settings
 from streams import topics
-from streams.producer import TOKEN_EVENT, make_producer, send
+from streams.producer import TOKEN_EVENT, RenewingProducer
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class Publisher:
         self.codec = Codec(registry_from_settings(registry_url))
         # A failed delivery comes back after message_timeout_ms and is retried from the
         # spool; librdkafka's connection noise is left out (failures are logged here).
-        self.producer = make_producer(
+        self.kafka = RenewingProducer(
             broker, **{"message.timeout.ms": message_timeout_ms, "linger.ms": 2, "log_level": 2}
         )
         self.spool = Spool(spool_dir, fsync)
@@ -104,13 +105,17 @@ class Publisher:
             with self._lock:
                 self._inflight.discard(event_id)
             return
-        send(
-            self.producer,
-            topics.TOKENS,
-            event["customer_id"],
-            value,
-            on_delivery=lambda err, msg, i=event_id: self._delivered(i, err, msg),
-        )
+        try:
+            self.kafka.send(
+                topics.TOKENS,
+                event["customer_id"],
+                value,
+                on_delivery=lambda err, msg, i=event_id: self._delivered(i, err, msg),
+            )
+        except KafkaException as exc:
+            # Not queued (a producer being replaced): still spooled, sent again later.
+            log.warning("TokenEvent %s not sent (%s); kept in the spool", event_id, exc)
+            self._done(event_id)
 
     def _delivered(self, event_id: str, err: KafkaError | None, _msg: Message) -> None:
         # On the poll thread.
@@ -120,6 +125,7 @@ class Publisher:
             # republisher does not send it again meanwhile.
             self._jobs.put(("remove", event_id, None))
         else:
+            self.kafka.note(err)
             self.failed += 1
             log.warning("TokenEvent %s not delivered (%s); kept in the spool", event_id, err)
             self._done(event_id)
@@ -167,7 +173,7 @@ class Publisher:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self.producer.poll(0.1)
+            self.kafka.poll(0.1)
 
     async def _republish_loop(self) -> None:
         while True:
@@ -197,7 +203,7 @@ class Publisher:
                 await self._task
         loop = asyncio.get_running_loop()
         # What is not delivered by now stays in the spool for the next start.
-        await loop.run_in_executor(None, self.producer.flush, flush_seconds)
+        await loop.run_in_executor(None, self.kafka.flush, flush_seconds)
         self._stop.set()
         if self._poller.is_alive():
             await loop.run_in_executor(None, self._poller.join, 2.0)

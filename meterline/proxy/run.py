@@ -50,6 +50,7 @@ def build_proxy(settings: Settings) -> Proxy:
             settings.schema_registry_url,
             spool_dir,
             fsync=settings.proxy_spool_fsync,
+            message_timeout_ms=int(settings.proxy_delivery_timeout_seconds * 1000),
         ),
         gate_customers=list(settings.proxy_spend_gate),
         api_url=worker,

@@ -1,15 +1,13 @@
-"""Processes for the LLM proxy tests: `meterline proxy` as a child process, and a TCP relay that
-stands in for a broker that is down and comes back."""
+"""Processes for the LLM proxy tests: `meterline proxy` as a child process. (The TCP relay that
+stands in for a broker that is down and comes back is meterline.embedded.relay.)"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -80,62 +78,3 @@ class ProxyProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
-
-
-class Relay:
-    """Forwards 127.0.0.1:port to a target once started; before that nothing listens there,
-    which a Kafka client sees as a broker that is down."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.port = free_port()
-        self.target = target
-        self._server: socket.socket | None = None
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind(("127.0.0.1", self.port))
-        srv.listen(16)
-        srv.settimeout(0.2)
-        self._server = srv
-        self._spawn(self._accept)
-
-    def _spawn(self, fn: Any, *args: Any) -> None:
-        t = threading.Thread(target=fn, args=args, daemon=True)
-        t.start()
-        self._threads.append(t)
-
-    def _accept(self) -> None:
-        assert self._server is not None
-        while not self._stop.is_set():
-            try:
-                client, _ = self._server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            self._spawn(self._pipe, client, upstream)
-            self._spawn(self._pipe, upstream, client)
-
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._server is not None:
-            self._server.close()

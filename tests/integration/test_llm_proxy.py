@@ -23,6 +23,7 @@ import openai
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from meterline.embedded.relay import Relay
 from meterline.embedded.stack import EmbeddedStack, WorkerProcess
 from meterline.metering.catalog_file import DEFAULT_CATALOG_PATH
 from meterline.proxy.fake_upstream import USAGE, FakeUpstream
@@ -30,7 +31,7 @@ from schemas.codec import Codec
 from schemas.registry import registry_from_settings
 from streams import topics
 from streams.producer import make_producer, send
-from tests.integration.llm_proxy_support import ProxyProcess, Relay
+from tests.integration.llm_proxy_support import ProxyProcess
 
 pytestmark = pytest.mark.integration
 
