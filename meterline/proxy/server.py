@@ -8,6 +8,12 @@ The other chunks then carry ``"usage": null``, which the SDKs read as absent.
 
 Every response is handled by a task of its own, shielded from the request: a client that goes
 away mid-stream stops receiving, but the upstream is read to its end and billed.
+
+The usage is spooled beside the response, not before it: the upstream has done (and charged
+for) the work whether or not the client receives the answer, so holding the answer back until
+the spool's fsync would shorten no window in which usage can be lost (that window runs from
+the upstream's answer to the fsync either way); it would only add the fsync to every request's
+latency.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,6 +137,7 @@ class Proxy:
                 "spooled": await p.spooled(),
                 "delivered": p.delivered,
                 "delivery_failures": p.failed,
+                "producer_renewals": p.kafka.renewals,
                 "billed": self.billed,
                 "unbilled": self.unbilled,
             }
@@ -177,7 +185,7 @@ class Proxy:
                     return await self._stream(request, up, headers, api, caller, p.strip_usage)
                 data = await up.read()
                 if up.status == 200 and "json" in ctype:
-                    await self._bill_body(api, caller, data)
+                    self._bill(caller, lambda: self._body_event(api, caller, data))
                 return web.Response(status=up.status, body=data, headers=headers)
         except aiohttp.ClientError as exc:
             log.warning("upstream %s failed: %s", url, exc)
@@ -209,16 +217,14 @@ class Proxy:
                     if not meter.feed(ev) or not strip:
                         kept.append(ev.raw)
                 if meter.final and not billed:
-                    # Spooled before the chunk with the terminal event is forwarded, so a
-                    # client that saw the whole answer has it billed durably.
-                    billed = await self._bill_stream(meter, api, caller)
+                    billed = self._bill(caller, lambda: self._stream_event(meter, api, caller))
                 if client:
                     client = await _write(resp, b"".join(kept) if strip else chunk)
         except aiohttp.ClientError as exc:
             log.warning("upstream stream cut: %s", exc)
         if not billed:
             # The stream ended without its terminal event: bill what the upstream reported.
-            await self._bill_stream(meter, api, caller)
+            self._bill(caller, lambda: self._stream_event(meter, api, caller))
         if client and strip:
             client = await _write(resp, splitter.rest())
         if client:
@@ -226,27 +232,34 @@ class Proxy:
                 await resp.write_eof()
         return resp
 
-    async def _bill_stream(self, meter: StreamMeter, api: str, caller: Caller) -> bool:
+    def _bill(self, caller: Caller, event_of: Callable[[], dict[str, Any]]) -> bool:
+        """Start spooling the response's TokenEvent; False if the response reports no usage."""
         try:
-            completion = meter.completion()
-        except UsageMissing as exc:
-            self.unbilled += 1
-            log.warning("not billed (customer %s): %s", caller.customer, exc)
-            return False
-        event = token_event(completion, caller.customer, api, True, _now_ms())
-        await self.publisher.record(event)
-        self.billed += 1
-        return True
-
-    async def _bill_body(self, api: str, caller: Caller, data: bytes) -> None:
-        try:
-            completion = completion_from_body(api, json.loads(data))
+            event = event_of()
         except (UsageMissing, ValueError, AttributeError) as exc:
             self.unbilled += 1
             log.warning("not billed (customer %s): %s", caller.customer, exc)
+            return False
+        task = asyncio.ensure_future(self._record(event))
+        self._tasks.add(task)  # _cleanup waits for it, so a graceful stop spools it
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _record(self, event: dict[str, Any]) -> None:
+        try:
+            await self.publisher.record(event)
+        except Exception:
+            self.unbilled += 1
+            log.exception("spool write failed: usage of %s not recorded", event["event_id"])
             return
-        await self.publisher.record(token_event(completion, caller.customer, api, False, _now_ms()))
         self.billed += 1
+
+    def _stream_event(self, meter: StreamMeter, api: str, caller: Caller) -> dict[str, Any]:
+        return token_event(meter.completion(), caller.customer, api, True, _now_ms())
+
+    def _body_event(self, api: str, caller: Caller, data: bytes) -> dict[str, Any]:
+        completion = completion_from_body(api, json.loads(data))
+        return token_event(completion, caller.customer, api, False, _now_ms())
 
 
 async def _write(resp: web.StreamResponse, data: bytes) -> bool:

@@ -1,5 +1,5 @@
 """The proxy's durable spool: every TokenEvent is written here (SQLite, WAL, synchronous=FULL:
-the commit is fsynced) before the client's response completes, and deleted only after Kafka's
+the commit is fsynced) as soon as the upstream's answer is read, and deleted only after Kafka's
 delivery report for it. A broker outage, a proxy crash or a restart therefore loses nothing:
 whatever is still in the spool is published again.
 
