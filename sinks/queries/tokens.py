@@ -21,6 +21,10 @@ TOKENS_COLUMNS = (
     "markup",
     "billed",
     "events",
+    # Migration 010's columns, last as in the view: input_tokens includes cached ones
+    # (token_usage_tz normalises older producers), reasoning tokens are part of output.
+    "cache_write_tokens",
+    "reasoning_tokens",
 )
 
 
