@@ -117,6 +117,7 @@ class KafkaPublisher:
         if not messages:
             return
         pending = _Pending(asyncio.get_running_loop(), len(messages))
+
         def report(err: KafkaError | None, msg: Message) -> None:
             self.kafka.note(err)
             pending.report(err, msg)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import statistics
@@ -154,6 +155,35 @@ async def _measure(
     return results
 
 
+def start_upstream_and_proxy(
+    work: Path,
+    broker: str,
+    customer: str,
+    procs: list[subprocess.Popen[bytes]],
+    extra_env: dict[str, str] | None = None,
+) -> tuple[str, str]:
+    """Starts the fake upstream and a proxy publishing to ``broker`` (key ``ml_bench`` is
+    ``customer``), each appended to ``procs`` for the caller to stop; returns their URLs."""
+    upstream_port, proxy_port = free_port(), free_port()
+    upstream, proxy = f"http://127.0.0.1:{upstream_port}", f"http://127.0.0.1:{proxy_port}"
+    fake = _spawn(["-m", "meterline.proxy.fake_upstream", str(upstream_port)], {}, work / "up.log")
+    procs.append(fake)
+    _wait_up(f"{upstream}/v1/chat/completions", fake)
+    env = {
+        "METERLINE_BROKER": broker,
+        "METERLINE_PROXY_PORT": str(proxy_port),
+        "METERLINE_PROXY_KEYS": json.dumps({"ml_bench": customer}),
+        "METERLINE_PROXY_OPENAI_URL": upstream,
+        "METERLINE_PROXY_OPENAI_API_KEY": "sk-bench",
+        "METERLINE_PROXY_SPOOL_DIR": str(work / "spool"),
+        **(extra_env or {}),
+    }
+    px = _spawn(["-m", "meterline", "proxy"], env, work / "proxy.log")
+    procs.append(px)
+    _wait_up(f"{proxy}/health", px)
+    return upstream, proxy
+
+
 def run_proxy_benchmark(
     console: Console,
     rate: float = 200,
@@ -163,29 +193,14 @@ def run_proxy_benchmark(
     fsync: bool = True,
 ) -> None:
     work = Path(tempfile.mkdtemp(prefix="meterline-bench-proxy-"))
-    upstream_port, proxy_port = free_port(), free_port()
-    upstream, proxy = f"http://127.0.0.1:{upstream_port}", f"http://127.0.0.1:{proxy_port}"
     procs: list[subprocess.Popen[bytes]] = []
     with TansuBroker(work / "logs") as broker:
         try:
             ensure_topics(broker.bootstrap, 2, names=topics.ALL)
-            fake = _spawn(
-                ["-m", "meterline.proxy.fake_upstream", str(upstream_port)], {}, work / "up.log"
+            fsync_env = {"METERLINE_PROXY_SPOOL_FSYNC": "true" if fsync else "false"}
+            upstream, proxy = start_upstream_and_proxy(
+                work, broker.bootstrap, "bench", procs, fsync_env
             )
-            procs.append(fake)
-            _wait_up(f"{upstream}/v1/chat/completions", fake)
-            env = {
-                "METERLINE_BROKER": broker.bootstrap,
-                "METERLINE_PROXY_PORT": str(proxy_port),
-                "METERLINE_PROXY_KEYS": '{"ml_bench": "bench"}',
-                "METERLINE_PROXY_OPENAI_URL": upstream,
-                "METERLINE_PROXY_OPENAI_API_KEY": "sk-bench",
-                "METERLINE_PROXY_SPOOL_DIR": str(work / "spool"),
-                "METERLINE_PROXY_SPOOL_FSYNC": "true" if fsync else "false",
-            }
-            px = _spawn(["-m", "meterline", "proxy"], env, work / "proxy.log")
-            procs.append(px)
-            _wait_up(f"{proxy}/health", px)
             console.print(
                 f"{rate:.0f} req/s, {rounds} × {seconds:.0f} s per path (alternating); "
                 f"{rounds} × {streams} streams one at a time; "

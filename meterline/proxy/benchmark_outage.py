@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -27,9 +28,8 @@ from rich.console import Console
 from rich.table import Table
 
 from meterline.embedded.relay import Relay
-from meterline.embedded.stack import EmbeddedStack
-from meterline.embedded.tansu import free_port
-from meterline.proxy.benchmark import BODY, _spawn, _stop, _wait_up
+from meterline.embedded.stack import EmbeddedStack, WorkerProcess
+from meterline.proxy.benchmark import BODY, _stop, start_upstream_and_proxy
 from schemas.codec import Codec
 from schemas.registry import registry_from_settings
 from streams import topics
@@ -101,7 +101,8 @@ async def _load(
     return run
 
 
-def _topic_ids(bootstrap: str) -> Counter[str]:
+def published_token_ids(bootstrap: str, customer: str | None = None) -> Counter[str]:
+    """How many times each TokenEvent id (of ``customer``, or of all) is in the topic."""
     codec = Codec(registry_from_settings(""))
     c = Consumer(
         {
@@ -119,7 +120,7 @@ def _topic_ids(bootstrap: str) -> Counter[str]:
             batch = c.consume(1000, timeout=1.0)
             idle = 0 if batch else idle + 1
             for m in batch:
-                if m.error() is None and m.key() == CUSTOMER.encode():
+                if m.error() is None and (customer is None or m.key() == customer.encode()):
                     ids[codec.decode(m.value())[1]["event_id"]] += 1
     finally:
         c.close()
@@ -133,28 +134,11 @@ def run_outage_benchmark(
     catalog_env: dict[str, str] | None = None,
 ) -> None:
     work = Path(tempfile.mkdtemp(prefix="meterline-bench-outage-"))
-    upstream_port, proxy_port = free_port(), free_port()
-    upstream, proxy = f"http://127.0.0.1:{upstream_port}", f"http://127.0.0.1:{proxy_port}"
     seconds = outage + 25
     with EmbeddedStack(work / "stack", partitions=2, relay=Relay()) as stack:
-        procs = []
+        procs: list[subprocess.Popen[bytes]] = []
         try:
-            fake = _spawn(
-                ["-m", "meterline.proxy.fake_upstream", str(upstream_port)], {}, work / "up.log"
-            )
-            procs.append(fake)
-            _wait_up(f"{upstream}/v1/chat/completions", fake)
-            env = {
-                "METERLINE_BROKER": stack.bootstrap,
-                "METERLINE_PROXY_PORT": str(proxy_port),
-                "METERLINE_PROXY_KEYS": json.dumps({"ml_bench": CUSTOMER}),
-                "METERLINE_PROXY_OPENAI_URL": upstream,
-                "METERLINE_PROXY_OPENAI_API_KEY": "sk-bench",
-                "METERLINE_PROXY_SPOOL_DIR": str(work / "spool"),
-            }
-            px = _spawn(["-m", "meterline", "proxy"], env, work / "proxy.log")
-            procs.append(px)
-            _wait_up(f"{proxy}/health", px)
+            _, proxy = start_upstream_and_proxy(work, stack.bootstrap, CUSTOMER, procs)
             console.print(
                 f"{rate:.0f} req/s for {seconds:.0f} s; the broker unreachable from 5 s to "
                 f"{5 + outage:.0f} s"
@@ -168,7 +152,7 @@ def run_outage_benchmark(
                     raise TimeoutError("the proxy's spool did not drain in 180 s")
                 time.sleep(0.2)
             health = httpx.get(f"{proxy}/health", timeout=5).json()
-            ids = _topic_ids(stack.bootstrap)
+            ids = published_token_ids(stack.bootstrap, CUSTOMER)
             worker = stack.start_worker(**(catalog_env or {}))
             rows, distinct = _counted(worker, len(run.completed))
         finally:
@@ -177,15 +161,15 @@ def run_outage_benchmark(
     _report(console, run, health, ids, rows, distinct)
 
 
-def _counted(worker: object, expected: int, timeout: float = 180) -> tuple[int, int]:
+def _counted(worker: WorkerProcess, expected: int, timeout: float = 180) -> tuple[int, int]:
     deadline = time.monotonic() + timeout
     q = f"SELECT count(), uniqExact(event_id) FROM token_events WHERE customer_id = '{CUSTOMER}'"
     rows = distinct = 0
     while time.monotonic() < deadline:
-        rows, distinct = (int(x) for x in worker.sql(q)["rows"][0])  # type: ignore[attr-defined]
+        rows, distinct = (int(x) for x in worker.sql(q)["rows"][0])
         if distinct >= expected:
             time.sleep(3)  # a late duplicate would land within the next flush
-            rows, distinct = (int(x) for x in worker.sql(q)["rows"][0])  # type: ignore[attr-defined]
+            rows, distinct = (int(x) for x in worker.sql(q)["rows"][0])
             break
         time.sleep(0.5)
     return rows, distinct

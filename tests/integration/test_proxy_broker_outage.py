@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from meterline.embedded.relay import Relay
 from meterline.embedded.stack import EmbeddedStack
+from meterline.proxy.benchmark_outage import published_token_ids
 from meterline.proxy.fake_upstream import FakeUpstream
-from schemas.codec import Codec
-from schemas.registry import registry_from_settings
-from streams import topics
 from tests.integration.llm_proxy_support import ProxyProcess
 
 pytestmark = pytest.mark.integration
@@ -64,25 +60,6 @@ def _ask(proxy: ProxyProcess, n: int) -> list[str]:
     return [client.chat.completions.create(model="gpt-4o", messages=msgs).id for _ in range(n)]
 
 
-def _published(bootstrap: str) -> Counter[str]:
-    codec = Codec(registry_from_settings(""))
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"outage-{time.time_ns()}"})
-    meta = c.list_topics(topics.TOKENS, timeout=10).topics[topics.TOKENS]
-    c.assign([TopicPartition(topics.TOKENS, p, OFFSET_BEGINNING) for p in meta.partitions])
-    ids: Counter[str] = Counter()
-    idle = 0
-    try:
-        while idle < 3:
-            batch = c.consume(500, timeout=1.0)
-            idle = 0 if batch else idle + 1
-            for m in batch:
-                if m.error() is None:
-                    ids[codec.decode(m.value())[1]["event_id"]] += 1
-    finally:
-        c.close()
-    return ids
-
-
 def test_responses_during_an_outage_longer_than_the_delivery_timeout_are_all_published(
     outage_env: tuple[EmbeddedStack, ProxyProcess],
 ) -> None:
@@ -98,7 +75,7 @@ def test_responses_during_an_outage_longer_than_the_delivery_timeout_are_all_pub
     after = _ask(proxy, 10)
     h = proxy.wait_health(lambda h: h["spooled"] == 0, timeout=90)
     assert h["delivery_failures"] >= 10
-    ids = _published(stack.bootstrap)
+    ids = published_token_ids(stack.bootstrap)
     completed = set(before + during + after)
     assert len(completed) == 30
     assert completed <= set(ids), sorted(completed - set(ids))
