@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,7 +91,6 @@ async def _load(
 ) -> Samples:
     """Open loop: request i starts at t0 + i/rate whatever the earlier ones are doing."""
     out = Samples()
-    loop = asyncio.get_running_loop()
 
     async def one() -> None:
         t = time.perf_counter()
@@ -105,6 +105,13 @@ async def _load(
             return
         out.ms.append((time.perf_counter() - t) * 1000)
 
+    await open_loop(rate, seconds, one)
+    return out
+
+
+async def open_loop(rate: float, seconds: float, one: Callable[[], Awaitable[None]]) -> None:
+    """Starts ``one()`` at t0 + i/rate whatever the earlier ones are doing, then waits for all."""
+    loop = asyncio.get_running_loop()
     tasks = []
     t0 = loop.time()
     for i in range(int(rate * seconds)):
@@ -113,7 +120,6 @@ async def _load(
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one()))
     await asyncio.gather(*tasks)
-    return out
 
 
 async def _ttfb(

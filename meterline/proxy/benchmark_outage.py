@@ -29,7 +29,7 @@ from rich.table import Table
 
 from meterline.embedded.relay import Relay
 from meterline.embedded.stack import EmbeddedStack, WorkerProcess
-from meterline.proxy.benchmark import BODY, _stop, start_upstream_and_proxy
+from meterline.proxy.benchmark import BODY, _stop, open_loop, start_upstream_and_proxy
 from schemas.codec import Codec
 from schemas.registry import registry_from_settings
 from streams import topics
@@ -52,7 +52,6 @@ async def _load(
 ) -> OutageRun:
     run = OutageRun()
     headers = {"Authorization": "Bearer ml_bench", "Content-Type": "application/json"}
-    loop = asyncio.get_running_loop()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
 
         async def one() -> None:
@@ -88,14 +87,8 @@ async def _load(
 
         fault_task = asyncio.create_task(fault())
         watch_task = asyncio.create_task(watch())
-        tasks = []
-        t0 = loop.time()
-        for i in range(int(rate * seconds)):
-            delay = t0 + i / rate - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one()))
-        await asyncio.gather(*tasks, fault_task)
+        await open_loop(rate, seconds, one)
+        await fault_task
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(watch_task, 120)
     return run
