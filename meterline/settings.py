@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     # stalled (see streams/runtime/watchdog.py) and exits so that its supervisor
     # restarts it. Off by default: a commit held back for another reason looks the same.
     stall_exit_seconds: float = Field(default=0.0, ge=0)
+    # Longest a consumer fetch waits on the broker (streams/runtime/fetch_wait.py).
+    fetch_max_wait_ms: int = Field(default=100, ge=1)
     # Messages Faust buffers per agent before it stops fetching (back-pressure).
     stream_buffer_maxsize: int = Field(default=4096, ge=16)
 
@@ -110,6 +112,11 @@ class Settings(BaseSettings):
     # rocksdb:// (rocksdict) keeps state on local disk beside data_dir, so a restarted worker
     # reads only the changelog written since its last run: the production setting.
     state_store: str = "memory://"
+    # RocksDB's memory, per database (one per table and partition, plus the dedup index):
+    # memtables of this size (two at most) and a block cache. Faust's defaults (3 × 64 MiB
+    # and a 2 GiB cache, each per database) let a worker's RSS climb for hours.
+    rocksdb_write_buffer_mib: int = Field(default=4, ge=1)
+    rocksdb_block_cache_mib: int = Field(default=8, ge=1)
 
     catalog_file: Path | None = None
     session_timeout_seconds: float = 6.0

@@ -27,6 +27,7 @@ from streams.catalog_feed import CatalogFeed
 from streams.dead_letters import DEAD_LETTER, DeadLetters
 from streams.runtime.faust_app import faust_app
 from streams.runtime.introspection import consumer_state, disable_faust_index
+from streams.runtime.rocks_store import is_rocksdb, rocksdb_options
 from streams.runtime.tables import RecoveringCustomerTable
 from streams.runtime.watchdog import stalled_partitions, stuck_report
 from streams.usage_pipeline import UsagePipeline
@@ -86,6 +87,7 @@ def create_runtime(settings: Settings) -> Runtime:
                 key_serializer="raw",
                 value_serializer=serializer,
                 on_recovered=recovered,
+                options=rocksdb_options(settings) if is_rocksdb(settings.state_store) else None,
             )
         )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from meterline.metering.dedup import Chunk, DedupIndex
+from meterline.metering.dedup import Chunk, SeenIds
 from meterline.metering.usage_state import RecoveryMark, UsageState
 from meterline.processor.account_state import AccountState
 from meterline.processor.customer import CustomerState
@@ -25,7 +25,7 @@ class CustomerStore:
         chunks: Any,
         accounts: Any,
         raw: Any,
-        dedup: DedupIndex,
+        dedup: SeenIds,
         home: Callable[[str], int],
         owned: Callable[[], set[int]],
     ) -> None:

@@ -22,6 +22,10 @@ COUNTERS = (
     "forwarded",
     "rejected",
     "rows_written",
+    "process_seconds",
+    "checkpoint_seconds",
+    "publishes",
+    "publish_seconds",
 )
 
 

@@ -40,6 +40,10 @@ class PipelineStatsPort(Protocol):
     rejected: int
     rows_written: int
     last_flush_ms: int
+    process_seconds: float
+    checkpoint_seconds: float
+    publishes: int
+    publish_seconds: float
 
 
 class DeadLetterCountPort(Protocol):

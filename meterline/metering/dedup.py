@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 @dataclass(slots=True)
@@ -30,6 +31,23 @@ class Chunk:
 
 def chunk_key(customer_id: str, seq: int) -> str:
     return f"{customer_id}#{seq}"
+
+
+class SeenIds(Protocol):
+    """The port the processor dedups through. ``DedupIndex`` below keeps it in memory (the
+    embedded stack); ``streams/runtime/dedup_store.py`` keeps it on local RocksDB (the
+    rocksdb:// production store), so memory does not grow with the horizon's traffic."""
+
+    horizon_ms: int
+
+    def lookup(self, customer_id: str, event_id: str) -> str | None: ...
+    def add(self, chunk: Chunk) -> None: ...
+    def expire(self, customer_id: str, watermark_ms: int) -> list[str]: ...
+    def clear(self) -> None: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def chunk_count(self) -> int: ...
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from meterline.billing.account import Account
 from meterline.billing.retention import PAYMENT_RETENTION_MS
-from meterline.metering.dedup import Chunk, DedupIndex, chunk_key
+from meterline.metering.dedup import Chunk, SeenIds, chunk_key
 from meterline.metering.meters import MeterCatalog, MeterDef, MeterValueError, dims_key
 from meterline.metering.usage_state import UsageState
 from meterline.processor.account_state import AccountState
@@ -71,7 +71,7 @@ class CustomerProcessor:
         self,
         meters: MeterCatalog,
         rules: BillingRules,
-        dedup: DedupIndex,
+        dedup: SeenIds,
         payment_retention_ms: int | None = PAYMENT_RETENTION_MS,
     ) -> None:
         self.meters = meters

@@ -10,6 +10,7 @@ from faust.auth import SASLCredentials, SSLCredentials
 
 from meterline.settings import Settings
 from streams.runtime.delivery_fix import apply_faust_delivery_fix
+from streams.runtime.fetch_wait import apply_fetch_max_wait
 from streams.runtime.tansu_fix import maybe_apply_tansu_end_offset_fix
 
 
@@ -35,8 +36,9 @@ def faust_app(settings: Settings) -> faust.App:
         value_serializer="raw",
         broker_credentials=broker_credentials(settings),
     )
-    # Both patch the consumer Faust creates later; every app built here gets them.
+    # Each patches the consumer Faust creates later; every app built here gets them.
     apply_faust_delivery_fix(app)
+    apply_fetch_max_wait(app, settings.fetch_max_wait_ms)
     maybe_apply_tansu_end_offset_fix(app, settings)
     return app
 

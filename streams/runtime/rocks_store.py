@@ -15,6 +15,8 @@ from typing import Any
 
 from faust.stores.rocksdb import Store
 
+from meterline.settings import Settings
+
 
 class CustomerRocksStore(Store):
     def _set(self, key: bytes, value: bytes | None) -> None:
@@ -31,3 +33,12 @@ class CustomerRocksStore(Store):
 
 def is_rocksdb(url: Any) -> bool:
     return str(url).startswith("rocksdb:")
+
+
+def rocksdb_options(settings: Settings) -> dict[str, int]:
+    """Faust's RocksDBOptions for a table (its ``options``), bounded by the settings."""
+    return {
+        "write_buffer_size": settings.rocksdb_write_buffer_mib * 2**20,
+        "max_write_buffer_number": 2,
+        "block_cache_size": settings.rocksdb_block_cache_mib * 2**20,
+    }

@@ -45,6 +45,10 @@ class Stats:
     rejected: int = 0
     rows_written: int = 7
     last_flush_ms: int = 1_500
+    process_seconds: float = 0.5
+    checkpoint_seconds: float = 0.25
+    publishes: int = 4
+    publish_seconds: float = 0.75
 
 
 @dataclass

@@ -27,6 +27,10 @@ class Stats:
     rejected: int = 0
     rows_written: int = 1
     last_flush_ms: int = 0
+    process_seconds: float = 0.0
+    checkpoint_seconds: float = 0.0
+    publishes: int = 0
+    publish_seconds: float = 0.0
 
 
 @dataclass
