@@ -312,6 +312,7 @@ def chaos(
     seed: int = 1,
     outage_seconds: float = 30.0,
     soak: Annotated[str | None, typer.Option(help="e.g. 30m: steady load instead")] = None,
+    soak_store: Annotated[str, typer.Option(help="the soaked worker's state store")] = "rocksdb://",
     work_dir: Annotated[Path | None, typer.Option(help="kept after the run")] = None,
 ) -> None:
     """Faults under a Lora workload (SIGKILLs, two workers, a ClickHouse outage), every
@@ -320,9 +321,14 @@ def chaos(
     from meterline.chaos.run import ChaosOptions, run_chaos
 
     if soak is not None:
+        from meterline.chaos.report import soak_line
         from meterline.chaos.soak import parse_duration, run_soak
 
-        soaked = run_soak(parse_duration(soak))
+        soaked = run_soak(
+            parse_duration(soak),
+            state_store=soak_store,
+            on_sample=lambda s: console.print(soak_line(s), soft_wrap=True),
+        )
         render_soak(soaked, console)
         raise typer.Exit(0 if soaked.ok else 1)
     opts = ChaosOptions(records, kills, seed, outage_seconds, work_dir)

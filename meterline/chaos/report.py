@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from meterline.chaos.run import ChaosResult
-from meterline.chaos.soak import SoakResult
+from meterline.chaos.soak import SoakResult, SoakSample
 
 
 def render(result: ChaosResult, console: Console) -> None:
@@ -51,11 +51,22 @@ def render(result: ChaosResult, console: Console) -> None:
         console.print(f"[dim]{note}[/]")
 
 
+def soak_line(s: SoakSample) -> str:
+    steps = "/".join(f"{t:.0f}" for t in s.publish_steps_ms)
+    return (
+        f"{s.at_seconds:7.0f} s  p50 {s.p50:5.2f} s  p99 {s.p99:5.2f} s  "
+        f"publish {s.publish_ms:4.0f} ms ({steps})  "
+        f"RSS {s.rss_mib:4.0f} MiB (chDB {s.chdb_mib:3.0f})  parts {s.active_parts:3d}  "
+        f"ids {s.dedup_ids:,}  changelog {s.changelog:,}"
+    )
+
+
 def render_soak(result: SoakResult, console: Console) -> None:
     table = Table(title=f"meterline chaos --soak ({result.seconds:.0f} s)")
     table.add_column("figure")
     table.add_column("value", justify="right")
     rss = result.rss_mib
+    table.add_row("worker state store", result.state_store)
     table.add_row("events offered", f"{result.events:,}")
     table.add_row("probes", str(len(result.latencies)))
     table.add_row("event→queryable p50 / p99", f"{result.p(0.5):.2f} s / {result.p(0.99):.2f} s")

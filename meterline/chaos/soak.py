@@ -8,16 +8,18 @@ of the first third. The changelog's growth is reported, not judged: Tansu keeps 
 
 from __future__ import annotations
 
+import random
 import re
 import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from meterline.embedded.stack import EmbeddedStack, WorkerProcess
 from meterline.metering.catalog_file import DEFAULT_CATALOG_PATH
@@ -27,19 +29,37 @@ from streams import topics
 from streams.producer import USAGE_EVENT, make_producer, send
 
 
+@dataclass(frozen=True, slots=True)
+class SoakSample:
+    """One interval of the run, so that a trend shows where it starts and not only its ends."""
+
+    at_seconds: float
+    rss_mib: float
+    # What chDB's own memory tracker counts of that RSS (it runs inside the worker).
+    chdb_mib: float
+    changelog: int
+    active_parts: int
+    dedup_ids: int
+    # The flush timer's mean write time over the interval: latency not spent waiting for it.
+    publish_ms: float
+    # Of which (ms per publish): producer flush, raw insert, accounts, windows.
+    publish_steps_ms: tuple[float, float, float, float]
+    p50: float
+    p99: float
+
+
 @dataclass(slots=True)
 class SoakResult:
     seconds: float
     events: int
+    state_store: str = ""
     rss_mib: list[float] = field(default_factory=list)
     changelog: list[int] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
+    samples: list[SoakSample] = field(default_factory=list)
 
     def p(self, q: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        s = sorted(self.latencies)
-        return s[min(len(s) - 1, round(q * (len(s) - 1)))]
+        return _quantile(self.latencies, q)
 
     @property
     def rss_growth(self) -> float:
@@ -50,6 +70,13 @@ class SoakResult:
     @property
     def ok(self) -> bool:
         return bool(self.latencies) and self.p(0.99) < 2.0 and self.rss_growth < 0.2
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 def parse_duration(text: str) -> float:
@@ -92,15 +119,63 @@ def _event(event_id: str, customer: str) -> dict[str, object]:
     }
 
 
-def run_soak(duration: float, rate: float = 500.0, customers: int = 50) -> SoakResult:
+# Parts are where a MergeTree that cannot keep up with small inserts shows first.
+_PARTS = "SELECT count() FROM system.parts WHERE active AND database = currentDatabase()"
+
+
+_CHDB_MEMORY = "SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'"
+
+
+def _interval(duration: float) -> float:
+    return max(5.0, duration / 30)
+
+
+_STEPS = ("producer_flush", "raw", "accounts", "windows")
+
+
+def _publishes(worker: WorkerProcess, health: dict | None = None) -> tuple[int, float, list[float]]:
+    usage = (health if health is not None else worker.health() or {}).get("usage", {})
+    steps = usage.get("publish_steps", {})
+    return (
+        int(usage.get("publishes", 0)),
+        float(usage.get("publish_seconds", 0.0)),
+        [float(steps.get(k, 0.0)) for k in _STEPS],
+    )
+
+
+def _probe(producer: Producer, codec: Codec, worker: WorkerProcess, pid: str) -> float | None:
+    """Seconds from a probe event's send to its raw row being queryable; None past 30 s.
+    Polled every 50 ms: finer would make the probe a load on chDB of its own."""
+    send(producer, topics.USAGE, pid, codec.encode(USAGE_EVENT, _event(pid, pid)))
+    producer.poll(0)
+    sent = time.monotonic()
+    query = f"SELECT count() FROM usage_events WHERE customer_id = '{pid}'"
+    while time.monotonic() - sent < 30:
+        if int(worker.sql(query)["rows"][0][0]) > 0:
+            return time.monotonic() - sent
+        time.sleep(0.05)
+    return None
+
+
+def run_soak(
+    duration: float,
+    rate: float = 500.0,
+    customers: int = 50,
+    state_store: str = "rocksdb://",
+    on_sample: Callable[[SoakSample], None] | None = None,
+) -> SoakResult:
     codec = Codec(registry_from_settings(""))
     with (
         tempfile.TemporaryDirectory(prefix="meterline-soak-") as tmp,
         EmbeddedStack(Path(tmp) / "stack") as stack,
     ):
-        worker = stack.start_worker(METERLINE_CATALOG_FILE=str(DEFAULT_CATALOG_PATH))
+        # The production store by default: with memory:// every event id inside the dedup
+        # horizon (35 days) is held in memory, so RSS grows with the traffic by design.
+        worker = stack.start_worker(
+            METERLINE_CATALOG_FILE=str(DEFAULT_CATALOG_PATH), METERLINE_STATE_STORE=state_store
+        )
         producer = make_producer(stack.broker.bootstrap, **{"linger.ms": 0})
-        result = SoakResult(duration, 0)
+        result = SoakResult(duration, 0, state_store)
         stop = threading.Event()
 
         def load() -> None:
@@ -119,26 +194,45 @@ def run_soak(duration: float, rate: float = 500.0, customers: int = 50) -> SoakR
         loader = threading.Thread(target=load, daemon=True)
         loader.start()
         started = time.monotonic()
-        probe = 0
-        next_sample = started
+        probe, since = 0, 0
+        publishes = _publishes(worker)
+        next_sample = started + _interval(duration)
+        jitter = random.Random(0)
         while time.monotonic() - started < duration:
             probe += 1
-            pid = f"probe-{probe}"
-            e = _event(pid, pid)
-            sent = time.monotonic()
-            send(producer, topics.USAGE, pid, codec.encode(USAGE_EVENT, e))
-            producer.poll(0)
-            while time.monotonic() - sent < 30:
-                q = f"SELECT count() FROM usage_events WHERE customer_id = '{pid}'"
-                if int(worker.sql(q)["rows"][0][0]) > 0:
-                    result.latencies.append(time.monotonic() - sent)
-                    break
-                time.sleep(0.02)
+            latency = _probe(producer, codec, worker, f"probe-{probe}")
+            if latency is not None:
+                result.latencies.append(latency)
             if time.monotonic() >= next_sample:
-                result.rss_mib.append(_rss_mib(worker))
-                result.changelog.append(_changelog_records(stack.broker.bootstrap))
-                next_sample += max(5.0, duration / 30)
-            time.sleep(1.0)
+                window = result.latencies[since:]
+                since = len(result.latencies)
+                health = worker.health() or {}
+                now = _publishes(worker, health)
+                sample = SoakSample(
+                    at_seconds=time.monotonic() - started,
+                    rss_mib=_rss_mib(worker),
+                    chdb_mib=int(worker.sql(_CHDB_MEMORY)["rows"][0][0]) / 2**20,
+                    changelog=_changelog_records(stack.broker.bootstrap),
+                    active_parts=int(worker.sql(_PARTS)["rows"][0][0]),
+                    dedup_ids=int(health.get("dedup_ids", 0)),
+                    publish_ms=1000 * (now[1] - publishes[1]) / max(1, now[0] - publishes[0]),
+                    publish_steps_ms=tuple(  # type: ignore[arg-type]
+                        1000 * (b - a) / max(1, now[0] - publishes[0])
+                        for a, b in zip(publishes[2], now[2], strict=True)
+                    ),
+                    p50=_quantile(window, 0.5),
+                    p99=_quantile(window, 0.99),
+                )
+                publishes = now
+                result.samples.append(sample)
+                result.rss_mib.append(sample.rss_mib)
+                result.changelog.append(sample.changelog)
+                if on_sample is not None:
+                    on_sample(sample)
+                next_sample += _interval(duration)
+            # Probes at a fixed cadence lock onto the flush timer's phase and measure one
+            # point of its cycle; a random gap samples all of it.
+            time.sleep(jitter.uniform(0.5, 1.5))
         stop.set()
         loader.join()
         producer.flush(30)
