@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from meterline.metering.meters import MeterCatalog
@@ -24,7 +24,7 @@ from meterline.processor.triage import Gate, Triage
 from meterline.settings import Settings
 from schemas.codec import Codec, DecodeError
 from sinks.writer import ClickHouseWriter
-from streams.checkpoint import Checkpoint, Processed, PublishTimes
+from streams.checkpoint import Checkpoint, Processed
 from streams.customer_store import CustomerStore
 from streams.dead_letters import DeadLetters
 from streams.outputs import FaustOutputs
@@ -58,7 +58,11 @@ class PipelineStats:
     # the part of event→queryable latency that is not waiting for the timer.
     publishes: int = 0
     publish_seconds: float = 0.0
-    publish_steps: PublishTimes = field(default_factory=PublishTimes)
+    # Of which, by step (Checkpoint.publish): flat numbers, as /health's schema promises.
+    publish_producer_flush_seconds: float = 0.0
+    publish_raw_seconds: float = 0.0
+    publish_accounts_seconds: float = 0.0
+    publish_windows_seconds: float = 0.0
 
 
 class UsagePipeline:
@@ -107,7 +111,6 @@ class UsagePipeline:
         self.lock = asyncio.Lock()
         self.lock_since = 0.0  # monotonic time the lock was taken (0: free)
         self.stats = PipelineStats()
-        self.stats.publish_steps = self.checkpoint.publish_times
         self._needs_rebuild = True
 
     def home(self, customer: str) -> int:
@@ -199,6 +202,11 @@ class UsagePipeline:
         written = await self.checkpoint.publish()
         self.stats.publishes += 1
         self.stats.publish_seconds += time.perf_counter() - started
+        steps = self.checkpoint.publish_times
+        self.stats.publish_producer_flush_seconds = steps.producer_flush
+        self.stats.publish_raw_seconds = steps.raw
+        self.stats.publish_accounts_seconds = steps.accounts
+        self.stats.publish_windows_seconds = steps.windows
         self.stats.rows_written += written
         self.stats.last_flush_ms = int(time.time() * 1000)
         return written

@@ -135,11 +135,10 @@ _STEPS = ("producer_flush", "raw", "accounts", "windows")
 
 def _publishes(worker: WorkerProcess, health: dict | None = None) -> tuple[int, float, list[float]]:
     usage = (health if health is not None else worker.health() or {}).get("usage", {})
-    steps = usage.get("publish_steps", {})
     return (
         int(usage.get("publishes", 0)),
         float(usage.get("publish_seconds", 0.0)),
-        [float(steps.get(k, 0.0)) for k in _STEPS],
+        [float(usage.get(f"publish_{k}_seconds", 0.0)) for k in _STEPS],
     )
 
 
