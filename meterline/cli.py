@@ -313,6 +313,7 @@ def chaos(
     outage_seconds: float = 30.0,
     soak: Annotated[str | None, typer.Option(help="e.g. 30m: steady load instead")] = None,
     soak_store: Annotated[str, typer.Option(help="the soaked worker's state store")] = "rocksdb://",
+    soak_rate: Annotated[float, typer.Option(help="events/s offered during a soak")] = 500.0,
     work_dir: Annotated[Path | None, typer.Option(help="kept after the run")] = None,
 ) -> None:
     """Faults under a Lora workload (SIGKILLs, two workers, a ClickHouse outage), every
@@ -326,6 +327,7 @@ def chaos(
 
         soaked = run_soak(
             parse_duration(soak),
+            rate=soak_rate,
             state_store=soak_store,
             on_sample=lambda s: console.print(soak_line(s), soft_wrap=True),
         )

@@ -57,7 +57,8 @@ def soak_line(s: SoakSample) -> str:
         f"{s.at_seconds:7.0f} s  p50 {s.p50:5.2f} s  p99 {s.p99:5.2f} s  "
         f"publish {s.publish_ms:4.0f} ms ({steps})  "
         f"RSS {s.rss_mib:4.0f} MiB (chDB {s.chdb_mib:3.0f})  parts {s.active_parts:3d}  "
-        f"ids {s.dedup_ids:,}  changelog {s.changelog:,}"
+        f"ids {s.dedup_ids:,}  changelog {s.changelog:,}  "
+        f"broker {s.broker_cpu:3.0f} % CPU, {s.broker_records:,} records"
     )
 
 
@@ -79,5 +80,12 @@ def render_soak(result: SoakResult, console: Console) -> None:
             "changelog records first / last", f"{result.changelog[0]:,} / {result.changelog[-1]:,}"
         )
         table.add_row("changelog growth (records/min; Tansu never compacts)", f"{per_min:,.0f}")
+    if result.samples:
+        first, last = result.samples[0], result.samples[-1]
+        table.add_row(
+            "broker CPU first / last interval (Tansu, % of a core)",
+            f"{first.broker_cpu:.0f} / {last.broker_cpu:.0f}",
+        )
+        table.add_row("broker records at the end (every topic)", f"{last.broker_records:,}")
     table.add_row("verdict (p99 < 2 s, RSS flat ±20 %)", "ok" if result.ok else "[bold red]FAIL[/]")
     console.print(table)

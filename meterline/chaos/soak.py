@@ -8,6 +8,7 @@ of the first third. The changelog's growth is reported, not judged: Tansu keeps 
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import statistics
@@ -38,6 +39,10 @@ class SoakSample:
     # What chDB's own memory tracker counts of that RSS (it runs inside the worker).
     chdb_mib: float
     changelog: int
+    # Records in every topic, and the broker's CPU over the interval (% of one core): Tansu's
+    # memory engine costs more per fetch the longer its log, which it never trims.
+    broker_records: int
+    broker_cpu: float
     active_parts: int
     dedup_ids: int
     # The flush timer's mean write time over the interval: latency not spent waiting for it.
@@ -94,18 +99,30 @@ def _rss_mib(worker: WorkerProcess) -> float:
     return float("nan")
 
 
-def _changelog_records(bootstrap: str) -> int:
+def _topic_records(bootstrap: str) -> tuple[int, int]:
+    """Records in the changelog topics, and in every topic."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "chaos-soak-probe"})
     try:
         meta = c.list_topics(timeout=10)
-        total = 0
+        changelog = total = 0
         for name, t in meta.topics.items():
-            if "changelog" in name:
-                for p in t.partitions:
-                    total += c.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1]
-        return total
+            for p in t.partitions:
+                records = c.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1]
+                total += records
+                if "changelog" in name:
+                    changelog += records
+        return changelog, total
     finally:
         c.close()
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU a process has used (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _event(event_id: str, customer: str) -> dict[str, object]:
@@ -195,6 +212,7 @@ def run_soak(
         started = time.monotonic()
         probe, since = 0, 0
         publishes = _publishes(worker)
+        broker_cpu, cpu_at = _cpu_seconds(stack.broker.pid), time.monotonic()
         next_sample = started + _interval(duration)
         jitter = random.Random(0)
         while time.monotonic() - started < duration:
@@ -207,11 +225,15 @@ def run_soak(
                 since = len(result.latencies)
                 health = worker.health() or {}
                 now = _publishes(worker, health)
+                changelog, records = _topic_records(stack.broker.bootstrap)
+                cpu, at = _cpu_seconds(stack.broker.pid), time.monotonic()
                 sample = SoakSample(
                     at_seconds=time.monotonic() - started,
                     rss_mib=_rss_mib(worker),
                     chdb_mib=int(worker.sql(_CHDB_MEMORY)["rows"][0][0]) / 2**20,
-                    changelog=_changelog_records(stack.broker.bootstrap),
+                    changelog=changelog,
+                    broker_records=records,
+                    broker_cpu=100 * (cpu - broker_cpu) / max(1e-9, at - cpu_at),
                     active_parts=int(worker.sql(_PARTS)["rows"][0][0]),
                     dedup_ids=int(health.get("dedup_ids", 0)),
                     publish_ms=1000 * (now[1] - publishes[1]) / max(1, now[0] - publishes[0]),
@@ -222,7 +244,7 @@ def run_soak(
                     p50=_quantile(window, 0.5),
                     p99=_quantile(window, 0.99),
                 )
-                publishes = now
+                publishes, broker_cpu, cpu_at = now, cpu, at
                 result.samples.append(sample)
                 result.rss_mib.append(sample.rss_mib)
                 result.changelog.append(sample.changelog)
