@@ -112,11 +112,13 @@ class Settings(BaseSettings):
     # rocksdb:// (rocksdict) keeps state on local disk beside data_dir, so a restarted worker
     # reads only the changelog written since its last run: the production setting.
     state_store: str = "memory://"
-    # RocksDB's memory, per database (one per table and partition, plus the dedup index):
-    # memtables of this size (two at most) and a block cache. Faust's defaults (3 × 64 MiB
-    # and a 2 GiB cache, each per database) let a worker's RSS climb for hours.
+    # RocksDB's memory for the whole worker (every table and partition's database, and the
+    # dedup index): one block cache, and one budget for all memtables (each at most the
+    # write buffer size, two per database). Faust's defaults (3 × 64 MiB memtables and a
+    # 2 GiB cache, each per database) let a worker's RSS climb for hours.
     rocksdb_write_buffer_mib: int = Field(default=4, ge=1)
-    rocksdb_block_cache_mib: int = Field(default=8, ge=1)
+    rocksdb_block_cache_mib: int = Field(default=32, ge=1)
+    rocksdb_memtables_mib: int = Field(default=32, ge=1)
 
     catalog_file: Path | None = None
     session_timeout_seconds: float = 6.0

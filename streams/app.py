@@ -27,7 +27,7 @@ from streams.catalog_feed import CatalogFeed
 from streams.dead_letters import DEAD_LETTER, DeadLetters
 from streams.runtime.faust_app import faust_app
 from streams.runtime.introspection import consumer_state, disable_faust_index
-from streams.runtime.rocks_store import is_rocksdb, rocksdb_options
+from streams.runtime.rocks_store import is_rocksdb, rocks_memory, rocksdb_options
 from streams.runtime.tables import RecoveringCustomerTable
 from streams.runtime.watchdog import stalled_partitions, stuck_report
 from streams.usage_pipeline import UsagePipeline
@@ -52,6 +52,10 @@ class Runtime:
 
     def free_web_root(self) -> None:
         disable_faust_index(self.app)
+
+    def state_store_bytes(self) -> int:
+        """RocksDB's block cache and memtables (0 with memory://, whose tables are Python)."""
+        return rocks_memory(self.settings).bytes if is_rocksdb(self.settings.state_store) else 0
 
 
 def create_runtime(settings: Settings) -> Runtime:

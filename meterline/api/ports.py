@@ -108,6 +108,7 @@ class ApiRuntime(Protocol):
     def usage(self) -> UsagePort: ...
     def consumer_state(self) -> dict[str, Any]: ...  # where consumption stands (diagnostics)
     def free_web_root(self) -> None: ...  # take Faust's own page at "/" away
+    def state_store_bytes(self) -> int: ...  # the table store's own memory (RocksDB's)
 
 
 if TYPE_CHECKING:

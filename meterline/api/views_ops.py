@@ -50,6 +50,7 @@ class Health(ApiView):
                 "usage": asdict(usage.stats),
                 "dlq_sent": usage.dlq.count,
                 "dedup_ids": usage.index.size,
+                "state_store_bytes": self.ctx.runtime.state_store_bytes(),
             }
         )
 

@@ -56,7 +56,8 @@ def soak_line(s: SoakSample) -> str:
     return (
         f"{s.at_seconds:7.0f} s  p50 {s.p50:5.2f} s  p99 {s.p99:5.2f} s  "
         f"publish {s.publish_ms:4.0f} ms ({steps})  "
-        f"RSS {s.rss_mib:4.0f} MiB (chDB {s.chdb_mib:3.0f})  parts {s.active_parts:3d}  "
+        f"RSS {s.rss_mib:4.0f} MiB (chDB {s.chdb_mib:3.0f}, RocksDB {s.rocks_mib:3.0f})  "
+        f"parts {s.active_parts:3d}  "
         f"ids {s.dedup_ids:,}  changelog {s.changelog:,}  "
         f"broker {s.broker_cpu:3.0f} % CPU, {s.broker_records:,} records"
     )

@@ -38,6 +38,8 @@ class SoakSample:
     rss_mib: float
     # What chDB's own memory tracker counts of that RSS (it runs inside the worker).
     chdb_mib: float
+    # What RocksDB's shared cache and memtables hold of it (rocksdb:// only).
+    rocks_mib: float
     changelog: int
     # Records in every topic, and the broker's CPU over the interval (% of one core): Tansu's
     # memory engine costs more per fetch the longer its log, which it never trims.
@@ -231,6 +233,7 @@ def run_soak(
                     at_seconds=time.monotonic() - started,
                     rss_mib=_rss_mib(worker),
                     chdb_mib=int(worker.sql(_CHDB_MEMORY)["rows"][0][0]) / 2**20,
+                    rocks_mib=int(health.get("state_store_bytes", 0)) / 2**20,
                     changelog=changelog,
                     broker_records=records,
                     broker_cpu=100 * (cpu - broker_cpu) / max(1e-9, at - cpu_at),

@@ -26,11 +26,11 @@ import shutil
 from pathlib import Path
 from typing import TextIO
 
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 from meterline.metering.dedup import Chunk, DedupIndex, SeenIds
 from meterline.settings import Settings
-from streams.runtime.rocks_store import is_rocksdb
+from streams.runtime.rocks_store import RocksMemory, is_rocksdb, rocks_memory
 
 
 def _customer(customer_id: str) -> bytes:
@@ -52,11 +52,16 @@ def _seq(chunk_key: str) -> int:
 
 class RocksDedupIndex:
     def __init__(
-        self, path: Path, horizon_ms: int, write_buffer_mib: int = 4, block_cache_mib: int = 8
+        self,
+        path: Path,
+        horizon_ms: int,
+        memory: RocksMemory | None = None,
+        write_buffer_mib: int = 4,
     ) -> None:
         self.horizon_ms = horizon_ms
         self.path = path
-        self._memory = (write_buffer_mib * 2**20, block_cache_mib * 2**20)
+        self._memory = memory if memory is not None else rocks_memory(Settings())
+        self._write_buffer = write_buffer_mib * 2**20
         self._count = 0
         self._chunks = 0
         self._db = self._open_empty()
@@ -66,13 +71,8 @@ class RocksDedupIndex:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
-        write_buffer, cache = self._memory
-        options.set_write_buffer_size(write_buffer)
-        options.set_max_write_buffer_number(2)
-        table = BlockBasedOptions()
-        table.set_block_cache(Cache(cache))
-        table.set_bloom_filter(10, block_based=False)
-        options.set_block_based_table_factory(table)
+        # The worker's RocksDB memory budget, shared with Faust's tables.
+        self._memory.apply(options, self._write_buffer)
         db = Rdict(str(self.path), options)
         # Derived state, rebuilt after a crash: the write-ahead log would only cost.
         writes = WriteOptions()
@@ -173,8 +173,8 @@ def dedup_index(settings: Settings) -> SeenIds:
         return RocksDedupIndex(
             _index_path(settings),
             horizon_ms,
+            rocks_memory(settings),
             settings.rocksdb_write_buffer_mib,
-            settings.rocksdb_block_cache_mib,
         )
     return DedupIndex(horizon_ms=horizon_ms)
 

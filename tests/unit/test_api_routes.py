@@ -105,6 +105,9 @@ class Runtime:
     def free_web_root(self) -> None:
         disable_faust_index(self.app)
 
+    def state_store_bytes(self) -> int:
+        return 0
+
 
 def runtime(name: str) -> Runtime:
     app = faust.App(name, broker="kafka://127.0.0.1:1", web_bind="127.0.0.1", web_port=1)

@@ -71,6 +71,9 @@ class Runtime:
     def free_web_root(self) -> None:
         disable_faust_index(self.app)
 
+    def state_store_bytes(self) -> int:
+        return 0
+
 
 _apps = 0
 
