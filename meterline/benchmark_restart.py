@@ -12,6 +12,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from meterline.benchmark_billing import CATALOG_ENV, lora_commands, wait_accounts
+from meterline.embedded.process_stats import cpu_seconds
 from meterline.embedded.stack import EmbeddedStack, WorkerProcess
 from meterline.sample_data import DAY_MS
 from schemas.codec import Codec
@@ -44,17 +46,28 @@ def _probe(stack: EmbeddedStack, name: str) -> None:
     producer.flush(30)
 
 
-def _ready_after_start(
-    stack: EmbeddedStack, env: dict[str, str]
-) -> tuple[WorkerProcess, float, float]:
-    """(worker, seconds to ready, seconds to counting again). Ready is partitions assigned
-    and tables recovered; counting again is the first new event counted, which also waits
-    for the first checkpoint after recovery (it re-reads the recovered state)."""
-    started = time.monotonic()
+def _broker_cpu(stack: EmbeddedStack) -> float:
+    """CPU seconds the broker process has used: on Tansu a restart's fetches over a long
+    changelog cost the broker more the longer the log (``meterline benchmark-broker``)."""
+    return cpu_seconds(stack.broker.pid)
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    ready: float  # seconds: partitions assigned and tables recovered
+    counting: float  # seconds: the first new event counted (after the first checkpoint)
+    broker_cpu: float  # broker CPU seconds from the start to ready
+
+
+def _ready_after_start(stack: EmbeddedStack, env: dict[str, str]) -> tuple[WorkerProcess, Restart]:
+    """The worker, and how long it took to be ready and to count again. Counting again
+    also waits for the first checkpoint after recovery (it re-reads the recovered state)."""
+    started, cpu = time.monotonic(), _broker_cpu(stack)
     worker = stack.start_worker(wait=False, **env)
     try:
         worker.wait_ready(timeout=600)
         ready = time.monotonic() - started
+        broker = _broker_cpu(stack) - cpu
         deadline = time.monotonic() + 600
         while (worker.health() or {}).get("usage", {}).get("counted", 0) < 1:
             if time.monotonic() > deadline:
@@ -65,7 +78,7 @@ def _ready_after_start(
         tail = worker.log_path.read_text(errors="replace").splitlines()[-60:]
         print("\n".join(tail), file=sys.stderr)
         raise
-    return worker, ready, time.monotonic() - started
+    return worker, Restart(ready, time.monotonic() - started, broker)
 
 
 def _fill(stack: EmbeddedStack, worker: WorkerProcess, customers: int, accounts: bool) -> None:
@@ -118,21 +131,26 @@ def run_restart_benchmark(
                 EmbeddedStack(work / name, partitions=4) as stack,
             ):
                 _probe(stack, "empty")
-                worker, ready, counting = _ready_after_start(stack, env)
-                figures[f"{name}: start on empty state: ready (s)"] = ready
-                figures[f"{name}: start on empty state: counting (s)"] = counting
+                worker, r = _ready_after_start(stack, env)
+                figures[f"{name}: start on empty state: ready (s)"] = r.ready
+                figures[f"{name}: start on empty state: counting (s)"] = r.counting
+                figures[f"{name}: start on empty state: broker CPU until ready (s)"] = r.broker_cpu
                 _fill(stack, worker, customers, accounts)
                 worker.stop()
                 _probe(stack, "clean")
-                worker, ready, counting = _ready_after_start(stack, env)
-                figures[f"{name}: restart after a clean stop: ready (s)"] = ready
-                figures[f"{name}: restart after a clean stop: counting (s)"] = counting
+                worker, r = _ready_after_start(stack, env)
+                figures[f"{name}: restart after a clean stop: ready (s)"] = r.ready
+                figures[f"{name}: restart after a clean stop: counting (s)"] = r.counting
+                figures[f"{name}: restart after a clean stop: broker CPU until ready (s)"] = (
+                    r.broker_cpu
+                )
                 worker.kill()
                 time.sleep(7)  # the dead member's session expires (6 s)
                 _probe(stack, "killed")
-                worker, ready, counting = _ready_after_start(stack, env)
-                figures[f"{name}: restart after SIGKILL: ready (s)"] = ready
-                figures[f"{name}: restart after SIGKILL: counting (s)"] = counting
+                worker, r = _ready_after_start(stack, env)
+                figures[f"{name}: restart after SIGKILL: ready (s)"] = r.ready
+                figures[f"{name}: restart after SIGKILL: counting (s)"] = r.counting
+                figures[f"{name}: restart after SIGKILL: broker CPU until ready (s)"] = r.broker_cpu
                 worker.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -292,6 +292,18 @@ def benchmark_producer(
     run_producer_benchmark(console, single_events, batched_events, batch, customers, rounds)
 
 
+@app.command("benchmark-broker")
+def benchmark_broker(
+    sizes: Annotated[str, typer.Option(help="log sizes, comma-separated")] = "0,200000,600000",
+    rate: float = 500.0,
+    seconds: float = 12.0,
+) -> None:
+    """The embedded broker's CPU under the same steady load as its log grows (no worker)."""
+    from meterline.benchmark_broker import run_broker_benchmark
+
+    run_broker_benchmark(console, [int(s) for s in sizes.split(",") if s.strip()], rate, seconds)
+
+
 @app.command("benchmark-ingest")
 def benchmark_ingest(
     events: int = 200_000,

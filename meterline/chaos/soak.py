@@ -8,7 +8,6 @@ of the first third. The changelog's growth is reported, not judged: Tansu keeps 
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import statistics
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from meterline.embedded.process_stats import cpu_seconds, rss_mib
 from meterline.embedded.stack import EmbeddedStack, WorkerProcess
 from meterline.metering.catalog_file import DEFAULT_CATALOG_PATH
 from schemas.codec import Codec
@@ -93,14 +93,6 @@ def parse_duration(text: str) -> float:
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
-def _rss_mib(worker: WorkerProcess) -> float:
-    assert worker.proc is not None
-    for line in Path(f"/proc/{worker.proc.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def _topic_records(bootstrap: str) -> tuple[int, int]:
     """Records in the changelog topics, and in every topic."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "chaos-soak-probe"})
@@ -116,15 +108,6 @@ def _topic_records(bootstrap: str) -> tuple[int, int]:
         return changelog, total
     finally:
         c.close()
-
-
-def _cpu_seconds(pid: int | None) -> float:
-    """User + system CPU a process has used (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _event(event_id: str, customer: str) -> dict[str, object]:
@@ -214,7 +197,7 @@ def run_soak(
         started = time.monotonic()
         probe, since = 0, 0
         publishes = _publishes(worker)
-        broker_cpu, cpu_at = _cpu_seconds(stack.broker.pid), time.monotonic()
+        broker_cpu, cpu_at = cpu_seconds(stack.broker.pid), time.monotonic()
         next_sample = started + _interval(duration)
         jitter = random.Random(0)
         while time.monotonic() - started < duration:
@@ -228,10 +211,10 @@ def run_soak(
                 health = worker.health() or {}
                 now = _publishes(worker, health)
                 changelog, records = _topic_records(stack.broker.bootstrap)
-                cpu, at = _cpu_seconds(stack.broker.pid), time.monotonic()
+                cpu, at = cpu_seconds(stack.broker.pid), time.monotonic()
                 sample = SoakSample(
                     at_seconds=time.monotonic() - started,
-                    rss_mib=_rss_mib(worker),
+                    rss_mib=rss_mib(worker.proc.pid if worker.proc else None),
                     chdb_mib=int(worker.sql(_CHDB_MEMORY)["rows"][0][0]) / 2**20,
                     rocks_mib=int(health.get("state_store_bytes", 0)) / 2**20,
                     changelog=changelog,

@@ -23,6 +23,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from meterline.embedded.process_stats import cpu_seconds
 from meterline.embedded.tansu import TansuBroker, die_with_parent, free_port
 from streams import topics
 from streams.admin import ensure_topics
@@ -75,13 +76,6 @@ async def _drive(url: str, bodies: list[bytes], concurrency: int) -> tuple[float
         return time.perf_counter() - started, latencies, failures
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc), to state the server's cost per
-    event apart from what the other processes on a shared machine leave it."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _wait_health(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -128,11 +122,11 @@ def _run(
             # A warm-up round, so connection set-up and first-use caches are not timed.
             asyncio.run(_drive(f"{url}/v1/events", build_bodies(2000, batch, customers, "w"), 4))
             bodies = build_bodies(events, batch, customers, "run")
-            cpu_before = _cpu_seconds(proc.pid)
+            cpu_before = cpu_seconds(proc.pid)
             elapsed, latencies, failures = asyncio.run(
                 _drive(f"{url}/v1/events", bodies, concurrency)
             )
-            cpu = _cpu_seconds(proc.pid) - cpu_before
+            cpu = cpu_seconds(proc.pid) - cpu_before
             load = os.getloadavg()[0]
         finally:
             proc.terminate()
