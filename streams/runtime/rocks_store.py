@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from faust.stores.rocksdb import RocksDBOptions, Store
@@ -77,10 +76,6 @@ class _SharedMemoryOptions(RocksDBOptions):
         self.memory.apply(options, self.write_buffer_size)
         return options
 
-    def open(self, path: Path, *, read_only: bool = False) -> Any:
-        assert self.use_rocksdict, "the shared memory budget is written for rocksdict"
-        return super().open(path, read_only=read_only)
-
 
 class CustomerRocksStore(Store):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -112,6 +107,5 @@ def rocksdb_options(settings: Settings) -> dict[str, Any]:
     """A table's ``options``: Faust's RocksDBOptions, and the worker's shared memory."""
     return {
         "write_buffer_size": settings.rocksdb_write_buffer_mib * 2**20,
-        "max_write_buffer_number": 2,
         "memory": rocks_memory(settings),
     }
