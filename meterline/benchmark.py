@@ -24,6 +24,7 @@ from rich.table import Table
 
 from meterline.benchmark_billing import CATALOG_ENV, start_billed
 from meterline.embedded.stack import EmbeddedStack, WorkerProcess
+from meterline.quantile import quantile
 from meterline.sample_data import DAY_MS, generate_usage
 from schemas.codec import Codec
 from schemas.registry import registry_from_settings
@@ -143,13 +144,6 @@ def _exact(event: dict) -> dict:
     return dict(event, value=Decimal(event["value"]))
 
 
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    k = min(len(values) - 1, max(0, round(q * (len(values) - 1))))
-    return sorted(values)[k]
-
-
 # Event time of generated input advances like a live stream at this rate (events per second of
 # event time), so windows hold what they would in production rather than one event each.
 LIVE_RATE = 1000
@@ -250,11 +244,11 @@ def run_benchmark(events: int, customers: int, console: Console, rounds: int = 3
     )
     table.add_row("Faust's delivery: µs per event", f"{1e6 / med['take_events']:.0f}")
     table.add_row("pipeline, 100-event envelopes (ev/s)", f"{med['batched']:,.0f}")
-    table.add_row("event→queryable latency p50 (s)", f"{_pct(lat, 0.5):.2f}")
-    table.add_row("event→queryable latency p99 (s)", f"{_pct(lat, 0.99):.2f}")
+    table.add_row("event→queryable latency p50 (s)", f"{quantile(lat, 0.5):.2f}")
+    table.add_row("event→queryable latency p99 (s)", f"{quantile(lat, 0.99):.2f}")
     table.add_row("latency probes seen", f"{len(lat)}/200")
     console.print(table)
     console.print(
         "per round: " + json.dumps({k: [round(x, 2) for x in v] for k, v in results.items()})
     )
-    return {**med, "latency_p50": _pct(lat, 0.5), "latency_p99": _pct(lat, 0.99)}
+    return {**med, "latency_p50": quantile(lat, 0.5), "latency_p99": quantile(lat, 0.99)}

@@ -28,6 +28,7 @@ from rich.table import Table
 
 from meterline.embedded.process_stats import cpu_seconds
 from meterline.embedded.tansu import TansuBroker
+from meterline.quantile import quantile
 
 __all__ = ["BrokerFigure", "run_broker_benchmark"]
 
@@ -106,13 +107,6 @@ async def _phase(
     return used, latencies
 
 
-def _quantile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
-
-
 async def _run(
     bootstrap: str, pid: int, sizes: list[int], rate: float, seconds: float
 ) -> list[BrokerFigure]:
@@ -130,7 +124,7 @@ async def _run(
             cpu, lat = await _phase(bootstrap, pid, topic, rate, seconds, consuming)
             stored += int(rate * seconds)
             figures.append(
-                BrokerFigure(size, consuming, cpu, _quantile(lat, 0.5), _quantile(lat, 0.99))
+                BrokerFigure(size, consuming, cpu, quantile(lat, 0.5), quantile(lat, 0.99))
             )
     return figures
 

@@ -46,28 +46,24 @@ def _probe(stack: EmbeddedStack, name: str) -> None:
     producer.flush(30)
 
 
-def _broker_cpu(stack: EmbeddedStack) -> float:
-    """CPU seconds the broker process has used: on Tansu a restart's fetches over a long
-    changelog cost the broker more the longer the log (``meterline benchmark-broker``)."""
-    return cpu_seconds(stack.broker.pid)
-
-
 @dataclass(frozen=True, slots=True)
 class Restart:
     ready: float  # seconds: partitions assigned and tables recovered
     counting: float  # seconds: the first new event counted (after the first checkpoint)
-    broker_cpu: float  # broker CPU seconds from the start to ready
+    # Broker CPU seconds from the start to ready: on Tansu a restart's fetches over a long
+    # changelog cost the broker more the longer the log (``meterline benchmark-broker``).
+    broker_cpu: float
 
 
 def _ready_after_start(stack: EmbeddedStack, env: dict[str, str]) -> tuple[WorkerProcess, Restart]:
     """The worker, and how long it took to be ready and to count again. Counting again
     also waits for the first checkpoint after recovery (it re-reads the recovered state)."""
-    started, cpu = time.monotonic(), _broker_cpu(stack)
+    started, cpu = time.monotonic(), cpu_seconds(stack.broker.pid)
     worker = stack.start_worker(wait=False, **env)
     try:
         worker.wait_ready(timeout=600)
         ready = time.monotonic() - started
-        broker = _broker_cpu(stack) - cpu
+        broker = cpu_seconds(stack.broker.pid) - cpu
         deadline = time.monotonic() + 600
         while (worker.health() or {}).get("usage", {}).get("counted", 0) < 1:
             if time.monotonic() > deadline:

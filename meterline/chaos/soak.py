@@ -24,6 +24,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from meterline.embedded.process_stats import cpu_seconds, rss_mib
 from meterline.embedded.stack import EmbeddedStack, WorkerProcess
 from meterline.metering.catalog_file import DEFAULT_CATALOG_PATH
+from meterline.quantile import quantile
 from schemas.codec import Codec
 from schemas.registry import registry_from_settings
 from streams import topics
@@ -66,7 +67,7 @@ class SoakResult:
     samples: list[SoakSample] = field(default_factory=list)
 
     def p(self, q: float) -> float:
-        return _quantile(self.latencies, q)
+        return quantile(self.latencies, q)
 
     @property
     def rss_growth(self) -> float:
@@ -77,13 +78,6 @@ class SoakResult:
     @property
     def ok(self) -> bool:
         return bool(self.latencies) and self.p(0.99) < 2.0 and self.rss_growth < 0.2
-
-
-def _quantile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 def parse_duration(text: str) -> float:
@@ -227,8 +221,8 @@ def run_soak(
                         1000 * (b - a) / max(1, now[0] - publishes[0])
                         for a, b in zip(publishes[2], now[2], strict=True)
                     ),
-                    p50=_quantile(window, 0.5),
-                    p99=_quantile(window, 0.99),
+                    p50=quantile(window, 0.5),
+                    p99=quantile(window, 0.99),
                 )
                 publishes, broker_cpu, cpu_at = now, cpu, at
                 result.samples.append(sample)
