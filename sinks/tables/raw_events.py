@@ -1,15 +1,22 @@
 """``usage_events`` and ``token_events``: every counted event once, the source of truth the
 usage and token views aggregate at query time (DDL: 002_raw_events_and_catalog.sql). Their sort
-key is the event's identity, so a re-insert after a crash collapses (ReplacingMergeTree)."""
+key is the event's identity, so a re-insert after a crash collapses (ReplacingMergeTree).
+
+Every counted event passes through here, so times are DateTime64(3)'s own ticks (epoch
+milliseconds, the records' unit) rather than a datetime built per row and taken apart again
+by the driver."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from meterline.processor.inputs import TokenRecord, UsageRecord
-from sinks.tables import Table, utc
+from sinks.tables import Table
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 USAGE_EVENTS = Table(
     "usage_events",
@@ -35,22 +42,28 @@ TOKEN_EVENTS = Table(
 )
 
 
+def _ticks(at: datetime) -> int:
+    return (at - _EPOCH) // _MS
+
+
 def usage_rows(records: Iterable[UsageRecord], ingested: datetime) -> list[list[Any]]:
+    ingested_ms = _ticks(ingested)
     return [
         [
             r["customer_id"],
             r["event_id"],
             r["meter"],
             r["value"],
-            utc(r["timestamp"]),
+            int(r["timestamp"]),
             r["dimensions"],
-            ingested,
+            ingested_ms,
         ]
         for r in records
     ]
 
 
 def token_rows(records: Iterable[TokenRecord], ingested: datetime) -> list[list[Any]]:
+    ingested_ms = _ticks(ingested)
     return [
         [
             r["customer_id"],
@@ -60,9 +73,9 @@ def token_rows(records: Iterable[TokenRecord], ingested: datetime) -> list[list[
             r["input_tokens"],
             r["output_tokens"],
             r["cached_input_tokens"],
-            utc(r["timestamp"]),
+            int(r["timestamp"]),
             r["dimensions"],
-            ingested,
+            ingested_ms,
             r["cache_write_tokens"],
             r["reasoning_tokens"],
             # Every record reaches here in TokenEvent's current semantics (the codec adds
