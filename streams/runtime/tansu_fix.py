@@ -20,9 +20,10 @@ so it is installed per app and only when ``Settings.broker_is_tansu`` says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import faust
@@ -116,13 +117,47 @@ def _bootstrap(app: faust.App) -> str:
     return ",".join(f"{url.host}:{url.port or 9092}" for url in app.conf.broker_consumer)
 
 
+def _pause_fetching(aio_consumer: Any) -> list[Any]:
+    """Pauses every assigned partition aiokafka is fetching; returns those, to resume."""
+    paused = aio_consumer.paused()
+    tps = [tp for tp in aio_consumer.assignment() if tp not in paused]
+    aio_consumer.pause(*tps)
+    return tps
+
+
+def _resume_fetching(aio_consumer: Any, tps: list[Any]) -> None:
+    assigned = aio_consumer.assignment()  # a rebalance may have taken some meanwhile
+    aio_consumer.resume(*(tp for tp in tps if tp in assigned))
+
+
+@contextlib.asynccontextmanager
+async def _fetching_paused(consumer: Any) -> AsyncIterator[None]:
+    """Faust pauses partitions in its own bookkeeping only: aiokafka's fetcher goes on
+    fetching every assigned partition, changelogs included, and Tansu's answers to those
+    starved the fetches of :func:`true_end_offsets` (measured, 60,000 customers: 1.5 s alone,
+    9.4 s during a restart, 3.0 s with aiokafka paused; ready 16.3 s then 10.6 s). Recovery
+    has not started, so nothing fetched meanwhile could be delivered; what this pauses is
+    resumed before recovery reads."""
+    thread = getattr(consumer, "_thread", None)
+    if thread is None:  # no aiokafka consumer behind it, nothing fetching
+        yield
+        return
+    aio_consumer = thread._ensure_consumer()
+    paused = await thread.call_thread(_pause_fetching, aio_consumer)
+    try:
+        yield
+    finally:
+        await thread.call_thread(_resume_fetching, aio_consumer, paused)
+
+
 def _patch_consumer(consumer: Any, bootstrap: str) -> None:
     reported_highwaters: Callable[..., Awaitable[Mapping[TP, int]]] = consumer.highwaters
 
     async def highwaters(*partitions: TP) -> Mapping[TP, int]:
         reported = await reported_highwaters(*partitions)
-        # Blocking client: keep it off the event loop, whose heartbeats must go on.
-        return await asyncio.to_thread(true_end_offsets, bootstrap, reported)  # type: ignore[return-value]
+        async with _fetching_paused(consumer):
+            # Blocking client: keep it off the event loop, whose heartbeats must go on.
+            return await asyncio.to_thread(true_end_offsets, bootstrap, reported)  # type: ignore[return-value]
 
     # An instance attribute shadows the method for this one consumer only.
     consumer.highwaters = highwaters
