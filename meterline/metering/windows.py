@@ -21,7 +21,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 
 
-def _to_ms(dt: datetime) -> int:
+def to_epoch_ms(dt: datetime) -> int:
+    """An aware datetime as epoch milliseconds, exactly (no float on the way)."""
     return (dt - _EPOCH) // _ONE_MS
 
 
@@ -50,7 +51,7 @@ def parse_instant_ms(value: Any, what: str = "time") -> int:
         if dt.tzinfo is None:
             # A naive time would be read in the server's zone: ambiguous for billing.
             raise ValueError(f"{what} {value!r} has no time zone (add Z or +hh:mm)")
-        return _to_ms(dt)
+        return to_epoch_ms(dt)
     raise ValueError(f"{what} {value!r} must be epoch milliseconds or an ISO-8601 string")
 
 

@@ -9,14 +9,12 @@ by the driver."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+from meterline.metering.windows import to_epoch_ms
 from meterline.processor.inputs import TokenRecord, UsageRecord
 from sinks.tables import Table
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 
 USAGE_EVENTS = Table(
     "usage_events",
@@ -42,12 +40,8 @@ TOKEN_EVENTS = Table(
 )
 
 
-def _ticks(at: datetime) -> int:
-    return (at - _EPOCH) // _MS
-
-
 def usage_rows(records: Iterable[UsageRecord], ingested: datetime) -> list[list[Any]]:
-    ingested_ms = _ticks(ingested)
+    ingested_ms = to_epoch_ms(ingested)
     return [
         [
             r["customer_id"],
@@ -63,7 +57,7 @@ def usage_rows(records: Iterable[UsageRecord], ingested: datetime) -> list[list[
 
 
 def token_rows(records: Iterable[TokenRecord], ingested: datetime) -> list[list[Any]]:
-    ingested_ms = _ticks(ingested)
+    ingested_ms = to_epoch_ms(ingested)
     return [
         [
             r["customer_id"],
