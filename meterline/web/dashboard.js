@@ -139,11 +139,13 @@
       const v = view(), c = encodeURIComponent(state.customer), p = ML.panels;
       const q = new URLSearchParams({ window: v.window, tz: v.tz, from: String(Math.floor(v.x0)) });
       // An answer that arrives after the user switched customer, window or zone is dropped:
-      // it would draw the previous selection over the new one.
+      // it would draw the previous selection over the new one. So is a refusal: a 403 for the
+      // customer just replaced would block the page and swallow the refresh asked for the new one.
       const current = () => v.customer === state.customer && v.window === state.window && v.tz === state.tz;
-      const load = (path, ...render) => ML.get(path).then((r) => {
-        if (current()) for (const f of render) f(r, v);
-      });
+      const load = (path, ...render) => ML.get(path).then(
+        (r) => { if (current()) for (const f of render) f(r, v); },
+        (e) => { if (current()) throw e; },
+      );
       jobs.push(
         load(`/usage/${c}?${q}`, p.usage),
         load(`/tokens/${c}?${q}`, p.tokens),

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, Route, sync_playwright
 
 from meterline.embedded.stack import EmbeddedStack, WorkerProcess
 from meterline.metering.catalog_file import DEFAULT_CATALOG_PATH
@@ -37,6 +37,7 @@ CUSTOMER = "dash-a"
 MINUTE = 60_000
 DAY = 86_400_000
 ENDPOINTS = re.compile(r"/(customers|usage|tokens|balance|ledger|invoices|payments|alerts)\b")
+STALE = re.compile(r"/(usage|tokens|balance|ledger|invoices|payments|alerts)/someone-else\b")
 ADMIN_KEY = "ml_dashboard-test-admin"
 CUSTOMER_KEY = "ml_dashboard-test-customer"
 
@@ -267,12 +268,21 @@ def in_browser(api: httpx.Client, url: str, executable: str, tmp_path: Path) -> 
             page.goto(url + "/", wait_until="load")
             ask_and_refuse(page)
 
-            # A customer key: no listing (admin only), the customer is typed in.
+            # A customer key: no listing (admin only), the customer is typed in. The refusals
+            # for the customer it replaces are held until it is typed: arriving late, they must
+            # not block the page (CI once saw them swallow the new customer's refresh).
+            held: list[Route] = []
+            page.route(STALE, lambda route: held.append(route))
             enter_key(page, CUSTOMER_KEY)
             page.wait_for_function(
                 "document.getElementById('customer-note').textContent.includes('scoped')"
             )
+            # Route handlers run only while Playwright is called, hence its own wait.
+            eventually(lambda: page.wait_for_timeout(100) or held, 15, "the stale requests held")
             choose_customer(page, CUSTOMER)
+            for route in held:
+                route.continue_()
+            page.unroute(STALE)
             eventually(lambda: check_usage(snapshot(page), api_state()["usage"]), 30, "usage drawn")
 
             # An admin key, remembered: the picker lists the customers; every chart and table.
