@@ -18,9 +18,12 @@
   credit) up to that invoice's remaining; an excess becomes credit when the payment has bought
   none yet, otherwise it is left unapplied with a ``payment_unapplied`` alert for finance.
 
-Link changes are ordered by ``occurred_at``: an unlink or a relink that did not occur after the
-payment's last unlink or relink (``link_at``) is a re-delivery and a ``duplicate``, so a replayed
-unlink can never take a payment off twice, nor a replayed first success relink it.
+Link changes are ordered by ``occurred_at``. ``link_at`` is the time of the payment's latest
+success, unlink or relink; an unlink or a relink that did not occur after it is a re-delivery (or
+older than what is known) and a ``duplicate``. So a replayed unlink can never take a payment off
+twice, a replayed success never relinks it, and an unlink stamped before the success it would
+undo changes nothing. A later report of a success already counted moves ``link_at`` only: the
+order of outcomes then no longer decides whether the payment ends linked.
 """
 
 from __future__ import annotations
@@ -40,6 +43,18 @@ from meterline.billing.payment_types import (
     PaymentResult,
 )
 from meterline.billing.refunds import credit_part, publish_invoice, refund_invoice_payment
+
+
+def is_later_success(o: PaymentOutcome, rec: PaymentRecord | None) -> bool:
+    """A success of an invoice payment already linked, reported as occurring after its
+    ``link_at``: it pays nothing again, but a later unlink must be ordered after it."""
+    return (
+        o.status == "succeeded"
+        and rec is not None
+        and rec.pays_kind == "invoice"
+        and "succeeded" in rec.statuses
+        and (rec.link_at is None or o.occurred_at > rec.link_at)
+    )
 
 
 def check_link(
@@ -110,14 +125,15 @@ def _apply(
 
 def _link(o: PaymentOutcome, rec: PaymentRecord, ctx: PaymentContext, fx: Effects) -> PaymentResult:
     """A success, first or after an unlink: pay the invoice, credit the excess."""
+    if "succeeded" in rec.statuses:  # is_later_success: counted already, only its time moves
+        rec.link_at = o.occurred_at
+        return PaymentResult("duplicate", "a later report of a success already counted")
+    rec.link_at = o.occurred_at
     if "unlinked" in rec.statuses:
         rec.statuses.remove("unlinked")
         rec.pays_id = o.pays_id
-        rec.link_at = o.occurred_at
         available = rec.captured - max(credit_part(rec, ctx), rec.refunded)
     else:
-        # No link_at for a first success: only what follows an unlink needs ordering, and the
-        # row of a payment never unlinked stays as small as it was.
         rec.captured = available = o.amount
     inv = ctx.invoices[o.pays_id]
     if inv.fx is not None and rec.rate is None:  # paid in the invoice's own currency (fx.py)

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from meterline.billing.disputes import apply_topup_dispute
 from meterline.billing.effects import Effects, alert
-from meterline.billing.invoice_payments import apply_invoice, check_link
+from meterline.billing.invoice_payments import apply_invoice, check_link, is_later_success
 from meterline.billing.money import exact
 from meterline.billing.payment_types import (
     PAYS_KINDS,
@@ -135,7 +135,12 @@ def check_payment(o: PaymentOutcome, ctx: PaymentContext) -> PaymentResult | Non
             )
         if o.status == "refunded" and min(o.amount, rec.captured) <= rec.refunded:
             return PaymentResult("duplicate")
-    if rec is not None and o.status != "refunded" and o.status in rec.statuses:
+    if (
+        rec is not None
+        and o.status != "refunded"
+        and o.status in rec.statuses
+        and not is_later_success(o, rec)
+    ):
         return PaymentResult("duplicate")
     if rec is None:
         if o.pays_kind == "topup" and (ctx.topup is None or not ctx.topup.knows(o.pays_id)):
@@ -159,6 +164,8 @@ def apply_payment(o: PaymentOutcome, ctx: PaymentContext, fx: Effects) -> Paymen
     rec = ctx.records.setdefault(o.payment_id, PaymentRecord(o.payment_id, o.pays_kind, o.pays_id))
     if o.pays_kind == "invoice":
         result = apply_invoice(o, rec, ctx, fx)
+        if result.status == "duplicate":  # a later success's time, kept; nothing else changes
+            return result
     elif o.status.startswith("dispute_"):
         result = apply_topup_dispute(o, rec, ctx, fx)
     else:

@@ -3,11 +3,12 @@ method, unlink and relink (invoice_payments.py)."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 from meterline.billing.account import Account
 
-from .helpers import DAY, HOUR, through_json
+from .helpers import DAY, HOUR, is_empty, through_json
 from .payment_outcomes import invoiced_account, pay
 
 D = Decimal
@@ -161,15 +162,52 @@ def test_unlink_of_a_topup_or_an_unknown_payment_is_rejected() -> None:
 
 
 def test_rows_without_the_new_fields_are_what_older_code_wrote() -> None:
-    """A payment that uses none of the new rules is written as before (no new keys), and a row
-    written before ``applied`` was kept decodes with what the old rule counted on the invoice."""
+    """A payment that uses none of the new rules is written as before, but for the time of its
+    success (``la``: a later unlink is ordered against it), and a row written before ``applied``
+    or ``la`` were kept decodes with what the old rule counted on the invoice."""
     account, inv_id, t = invoiced_account()
     account.apply_payment(pay("a", "succeeded", "4", inv_id, t))
     account.apply_payment(pay("a", "refunded", "1", inv_id, t + 1))
     [row] = account.to_dict()["payments"]
-    assert row == ["a", f"i:{inv_id}", "sr", "4", row[4], None, {"rf": "1"}]
+    assert row == ["a", f"i:{inv_id}", "sr", "4", row[4], None, {"rf": "1", "la": t}]
     [inv] = account.to_dict()["invoices"]
     assert "pd" not in inv and "pm" not in inv
-    again = through_json(account)
-    assert again.payments["a"].applied == D(3)
+    state = json.loads(json.dumps(account.to_dict()))
+    del state["payments"][0][6]["la"]
+    again = Account.from_dict(state)
+    assert again.payments["a"].applied == D(3) and again.payments["a"].link_at is None
     assert again.invoices[inv_id].remaining == D("7.00")
+    # Such a payment still unlinks, and is not unlinked twice.
+    assert again.apply_payment(pay("a", "unlinked", "0", inv_id, t + 2)).status == "applied"
+    assert again.invoices[inv_id].remaining == D("10.00")
+    assert again.apply_payment(pay("a", "unlinked", "0", inv_id, t + 2)).status == "duplicate"
+
+
+def test_an_unlink_stamped_before_the_success_changes_nothing() -> None:
+    """Found by hypothesis: the unlink was applied, and a replay of the success relinked."""
+    account, inv_id, t = invoiced_account()
+    assert account.apply_payment(pay("p", "succeeded", "4", inv_id, t + 5)).status == "applied"
+    assert account.apply_payment(pay("p", "unlinked", "0", inv_id, t + 3)).status == "duplicate"
+    before = account.to_dict()
+    assert is_empty(account.apply_payment(pay("p", "succeeded", "4", inv_id, t + 5)))
+    assert account.to_dict() == before and account.invoices[inv_id].remaining == D("6.00")
+
+
+def test_a_later_report_of_a_success_orders_the_unlinks_after_it() -> None:
+    """Found by hypothesis: success at t, again at t+2 (a duplicate), an unlink at t+1 applied,
+    then the t+2 success replayed relinked. Now the t+2 report keeps its time and the unlink,
+    older than it, changes nothing: in either order of arrival the payment ends linked."""
+    account, inv_id, t = invoiced_account()
+    account.apply_payment(pay("p", "succeeded", "4", inv_id, t))
+    later = account.apply_payment(pay("p", "succeeded", "4", inv_id, t + 2))
+    assert later.status == "duplicate" and is_empty(later)
+    assert account.apply_payment(pay("p", "unlinked", "0", inv_id, t + 1)).status == "duplicate"
+    before = account.to_dict()
+    assert is_empty(account.apply_payment(pay("p", "succeeded", "4", inv_id, t + 2)))
+    assert account.to_dict() == before and account.invoices[inv_id].remaining == D("6.00")
+
+    other, inv_id, t = invoiced_account()
+    other.apply_payment(pay("p", "succeeded", "4", inv_id, t))
+    assert other.apply_payment(pay("p", "unlinked", "0", inv_id, t + 1)).status == "applied"
+    assert other.apply_payment(pay("p", "succeeded", "4", inv_id, t + 2)).status == "applied"
+    assert other.invoices[inv_id].remaining == D("6.00")
