@@ -25,6 +25,7 @@ from sinks.writer import ClickHouseWriter
 from streams import topics
 from streams.catalog_feed import CatalogFeed
 from streams.dead_letters import DEAD_LETTER, DeadLetters
+from streams.runtime.batch_delivery import deliver_in_batches
 from streams.runtime.faust_app import faust_app
 from streams.runtime.introspection import consumer_state, disable_faust_index
 from streams.runtime.rocks_store import is_rocksdb, rocks_memory, rocksdb_options
@@ -117,13 +118,25 @@ def create_runtime(settings: Settings) -> Runtime:
     async def catalog_feed() -> None:
         await catalog.run()
 
-    @app.agent(metered_topic, name="usage")
-    async def usage_agent(stream: Any) -> None:
-        async for events in stream.take_events(
-            settings.batch_max, within=settings.batch_within_seconds
-        ):
+    # The input topics are subscribed like an agent's, but their records come in batches
+    # below Faust's per-message stream (streams/runtime/batch_delivery.py).
+    app.topics.add(metered_topic)
+    delivery = deliver_in_batches(app, metered_topic.topics, settings.stream_buffer_maxsize)
+
+    @app.task
+    async def usage_agent() -> None:
+        while not app.should_stop:
+            batch = await delivery.take(settings.batch_max, settings.batch_within_seconds)
             async with usage.exclusive():
-                await usage.handle_batch(events)
+                try:
+                    await usage.handle_batch(batch)
+                except NotReady:
+                    # Shutting down (see usage_flush): unacked, the batch is read again.
+                    if app.should_stop:
+                        return
+                    raise
+            # Durable (Checkpoint.commit_batch): Faust may commit past these records now.
+            delivery.ack(batch)
 
     @app.timer(settings.flush_interval_seconds, name="usage-flush")
     async def usage_flush() -> None:

@@ -116,9 +116,10 @@ class Checkpoint:
         #    ids (a state without its chunk would let a later duplicate through) or the raw
         #    events it counts (a replay skips what the state holds, so they would be lost).
         await self.outputs.flush()
-        # 4. The states go to their changelogs. Faust commits the batch's offsets once the
-        #    agent asks for the next batch, and flushes its producer before every commit, so
-        #    (5.) offsets never pass a state that is not durable.
+        # 4. The states go to their changelogs. The batch's records are acked once this
+        #    returns (streams/app.py); Faust commits only acked offsets and flushes its
+        #    producer before every commit, so (5.) offsets never pass a state that is not
+        #    durable.
         for p in processed:
             if p.step.usage_changed:
                 self.store.put_usage(p.state.usage)

@@ -1,5 +1,6 @@
-"""The usage agent's adapter: Faust events in, decoded and triaged, each customer's share
-handed to the pure processor (meterline/processor), the steps made durable by the checkpoint.
+"""The usage agent's adapter: Kafka records in (streams/runtime/batch_delivery.py), decoded
+and triaged, each customer's share handed to the pure processor (meterline/processor), the
+steps made durable by the checkpoint.
 
 decode (schemas) → triage → process per customer → checkpoint.commit_batch; a timer runs
 checkpoint.publish. One lock, shared with the timers, so state is never read half-updated.
@@ -140,12 +141,12 @@ class UsagePipeline:
             self.checkpoint.recovered()
             self._needs_rebuild = False
 
-    async def handle_batch(self, events: Sequence[Any]) -> None:
+    async def handle_batch(self, messages: Sequence[Any]) -> None:
         batch_started = time.time()
         if not self.stats.first_batch_at:
             self.stats.first_batch_at = batch_started
         self._rebuild_if_needed()
-        triage = self._triage(events, int(time.time() * 1000))
+        triage = self._triage(messages, int(time.time() * 1000))
         processed = []
         for customer, items in triage.by_customer.items():
             state = self.store.load(customer)
@@ -168,10 +169,9 @@ class UsagePipeline:
         if stats.counted and not stats.first_counted_at:
             stats.first_counted_at = batch_started
 
-    def _triage(self, events: Sequence[Any], now_ms: int) -> Triage:
+    def _triage(self, messages: Sequence[Any], now_ms: int) -> Triage:
         triage = Triage()
-        for event in events:
-            m = event.message
+        for m in messages:
             origin = Origin(m.topic, m.partition, m.offset, m.key, m.value)
             kind = InputKind(KIND_OF[m.topic])
             try:

@@ -2,10 +2,10 @@
 aiokafka and Tansu internals live in this package, and nothing outside it touches a private
 attribute of either.
 
-The patches (delivery_fix, tansu_fix, consumer_hooks) and the introspection helpers were
-proven against one faust-streaming release by the SIGKILL and backlog tests; another release
-may move what they wrap, so importing this package on any other version fails loudly instead
-of losing records quietly. An upgrade re-runs those tests and moves the pin.
+The patches (delivery_fix, batch_delivery, tansu_fix, consumer_hooks) and the introspection
+helpers were proven against one faust-streaming release by the SIGKILL and backlog tests;
+another release may move what they wrap, so importing this package on any other version fails
+loudly instead of losing records quietly. An upgrade re-runs those tests and moves the pin.
 """
 
 from __future__ import annotations

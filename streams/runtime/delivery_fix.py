@@ -51,6 +51,7 @@ from typing import Any
 import faust
 from aiokafka.structs import TopicPartition
 
+from streams.runtime.batch_delivery import batch_delivery_of
 from streams.runtime.consumer_hooks import on_consumer_created
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,8 @@ class _DeliveryFix:
         self._perform_seek = consumer.perform_seek
         self._seek_to_committed = consumer.seek_to_committed
         self._add_gap = consumer._add_gap
+        # The pipeline's input topics bypass Faust's stream (batch_delivery.py).
+        self.batches = batch_delivery_of(consumer.app)
 
     def install(self) -> None:
         # Instance attributes shadow the methods for this one consumer only;
@@ -133,12 +136,20 @@ class _DeliveryFix:
         flow_control = self.consumer.app.flow_control
         self._clear_queues = flow_control.clear
         flow_control.clear = self.clear_queues
+        if self.batches is not None:
+            self.batches.on_discard = self.discard
 
     def clear_queues(self) -> None:
         # The stream queues hold delivered, unprocessed records: they must be read again.
+        self.discard()
+        if self.batches is not None:
+            self.batches.clear()
+        self._clear_queues()
+
+    def discard(self) -> None:
+        # Delivered records were thrown away unprocessed: re-read from the committed offsets.
         self.seeks += 1
         self.reseek_pending = True
-        self._clear_queues()
 
     async def wait_next_records(self, timeout: float) -> Any:
         records, active = await self._wait_next_records(timeout)
@@ -177,6 +188,11 @@ class _DeliveryFix:
         self.fetched = {}
         seeks = self.seeks
         delivered: dict[Any, int] = {}
+        batches, consumer = self.batches, self.consumer
+
+        def current() -> bool:
+            return self.seeks == seeks
+
         async with aclosing(self._getmany(timeout)) as batch:
             async for tp, message in batch:
                 # Held while the caller hands the record on and updates its read offset, so
@@ -185,6 +201,11 @@ class _DeliveryFix:
                     if self.seeks != seeks:
                         logger.info("dropping the rest of a batch fetched before a seek")
                         break
+                    if batches is not None and batches.diverts(tp.topic):
+                        if not await batches.put(consumer, tp, message, current):
+                            break
+                        delivered[tp] = message.offset
+                        continue
                     delivered[tp] = message.offset
                     yield tp, message
         await self._refetch(undelivered_starts(self.fetched, delivered))

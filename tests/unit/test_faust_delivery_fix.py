@@ -7,6 +7,7 @@ fetched before a seek is not delivered after it."""
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from faust.types import TP
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streams.runtime.batch_delivery import deliver_in_batches
 from streams.runtime.delivery_fix import _DeliveryFix, undelivered_starts
 
 
@@ -169,3 +171,32 @@ def test_undelivered_starts_is_the_first_offset_not_handed_on(offsets: list[int]
     starts = undelivered_starts({"tp": [Record(o) for o in offsets]}, last)
     rest = offsets[len(delivered) :]
     assert starts == ({"tp": rest[0]} if rest else {})
+
+
+@dataclass
+class TopicRecord:
+    topic: str
+    offset: int
+
+
+def test_the_pipeline_topics_go_to_the_batch_buffer_and_a_clear_empties_it() -> None:
+    usage, other = TP("meterline.usage", 0), TP("other", 0)
+    consumer = StandInConsumer({})
+    consumer.batch = {
+        usage: [TopicRecord(usage.topic, o) for o in (4, 5)],
+        other: [TopicRecord(other.topic, 9)],
+    }
+    consumer._read_offset = defaultdict(lambda: None)
+    delivery = deliver_in_batches(consumer.app, [usage.topic], 100)
+    _DeliveryFix(consumer).install()
+
+    async def drain() -> list[tuple[Any, int]]:
+        return [(tp, r.offset) async for tp, r in consumer.getmany(1.0)]
+
+    assert asyncio.run(drain()) == [(other, 9)]  # Faust's drain loop sees only the others
+    assert [r.offset for r in delivery.records] == [4, 5]
+    assert consumer._read_offset[usage] == 5 and consumer._thread.refetches == []
+    consumer.app.flow_control.clear()  # a rebalance: the buffer goes with the stream queues
+    assert delivery.records == [] and consumer.app.flow_control.clears == 1
+    asyncio.run(drain())
+    assert consumer.seeks == 1  # and the next fetch re-reads from the committed offsets
