@@ -1,6 +1,7 @@
 """`meterline benchmark`: figures, never assertions. In one run on the embedded stack:
   1. ceiling: events/s of a Faust agent that only counts single-event messages, and of one
-     that takes them in batches as the pipeline does (what Faust's delivery alone costs);
+     that takes them in take_events batches (what Faust's stream delivery alone costs; the
+     pipeline's own input bypasses it, streams/runtime/batch_delivery.py);
   2. pipeline: events/s of the usage pipeline on the same kind of input (decode, validate,
      route, dedup, window, durable state); the same with every customer billed on the Lora
      plan (rating, burn-down, top-up decisions); and with batch envelopes of 100 events;
@@ -236,13 +237,11 @@ def run_benchmark(events: int, customers: int, console: Console, rounds: int = 3
         "pipeline with billing: Lora plan, grants, top-up (ev/s)", f"{med['billed']:,.0f}"
     )
     table.add_row("ratio billed pipeline / ceiling", f"{med['billed_ratio']:.2f}")
-    # What Meterline itself adds per event once Faust has delivered it: the 0.8 target leaves
-    # 1/0.8 - 1 = 25% of Faust's own per-message time for it.
-    table.add_row(
-        "billed: µs per event beyond Faust's delivery",
-        f"{1e6 * (1 / med['billed'] - 1 / med['take_events']):.0f}",
-    )
-    table.add_row("Faust's delivery: µs per event", f"{1e6 / med['take_events']:.0f}")
+    # The pipeline's input bypasses Faust's per-message stream (streams/runtime/
+    # batch_delivery.py), so its whole cost per event is set beside what Faust's stream alone
+    # costs the agents above; the 0.8 target is 1.25 × the ceiling's per-message time.
+    table.add_row("billed: µs per event, all of it", f"{1e6 / med['billed']:.0f}")
+    table.add_row("Faust's stream delivery alone: µs per event", f"{1e6 / med['take_events']:.0f}")
     table.add_row("pipeline, 100-event envelopes (ev/s)", f"{med['batched']:,.0f}")
     table.add_row("event→queryable latency p50 (s)", f"{quantile(lat, 0.5):.2f}")
     table.add_row("event→queryable latency p99 (s)", f"{quantile(lat, 0.99):.2f}")
