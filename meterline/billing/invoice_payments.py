@@ -125,10 +125,9 @@ def _apply(
 
 def _link(o: PaymentOutcome, rec: PaymentRecord, ctx: PaymentContext, fx: Effects) -> PaymentResult:
     """A success, first or after an unlink: pay the invoice, credit the excess."""
-    if "succeeded" in rec.statuses:  # is_later_success: counted already, only its time moves
-        rec.link_at = o.occurred_at
-        return PaymentResult("duplicate", "a later report of a success already counted")
     rec.link_at = o.occurred_at
+    if "succeeded" in rec.statuses:  # is_later_success: counted already, only its time moves
+        return PaymentResult("duplicate", "a later report of a success already counted")
     if "unlinked" in rec.statuses:
         rec.statuses.remove("unlinked")
         rec.pays_id = o.pays_id
