@@ -29,6 +29,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from faust.sensors.monitor import Monitor
+
 
 class BatchDelivery:
     """A buffer between the consumer's fetch loop and one task that takes batches."""
@@ -47,6 +49,24 @@ class BatchDelivery:
 
     def diverts(self, topic: str) -> bool:
         return topic in self.topics
+
+    def put_nowait(self, consumer: Any, tp: Any, message: Any) -> bool | None:
+        """:meth:`put` without awaiting, for the common case: True when the record was taken
+        (or read already). None when it needs :meth:`put`: the buffer is full, or the record
+        leaves a gap, which is recorded by an awaited call."""
+        if len(self.records) >= self.maxsize:
+            return None
+        offset = message.offset
+        read = consumer._read_offset[tp]
+        if read is not None:
+            if offset < read:
+                return True
+            if read and offset - read > 1:
+                return None
+        self.records.append(message)
+        consumer._read_offset[tp] = offset
+        self._arrived.set()
+        return True
 
     async def put(self, consumer: Any, tp: Any, message: Any, current: Callable[[], bool]) -> bool:
         """One fetched record, under the delivery fix's fence. False: the buffer was full and,
@@ -107,24 +127,52 @@ class BatchDelivery:
             return []
         del self.records[:max_]
         self._space.set()
-        track = app.consumer.track_message
-        for message in batch:
-            message.tracked = True
-            track(message)
-        # What the stream's sensor records per event: Faust's livelock check reads it, and
-        # would otherwise report these partitions as fetched but never processed.
-        inbound = getattr(app.monitor, "stream_inbound_time", None)
-        if inbound is not None:
-            now = time.monotonic()
-            for message in batch:
-                inbound[message.tp] = now
+        _track(app, batch)
         return batch
 
-    def ack(self, batch: Iterable[Any]) -> None:
+    def ack(self, batch: list[Any]) -> None:
         """The batch's effects are durable: Faust may commit past its records."""
         ack = self.app.consumer.ack
         for message in batch:
             ack(message)
+        for sensor in _monitors(self.app):
+            sensor.messages_active -= len(batch)
+
+
+def _monitors(app: Any) -> list[Monitor]:
+    sensors = getattr(app, "sensors", None)
+    return [s for s in sensors or () if type(s).on_message_in is Monitor.on_message_in]
+
+
+def _track(app: Any, batch: list[Any]) -> None:
+    """What ``Consumer.track_message`` does per record, once per batch: the records count as
+    unacked (a rebalance's ``wait_empty`` waits for them), and sensors hear of them. Faust's
+    own ``Monitor`` gets its counters in one step per batch rather than four dictionary
+    updates and a clock read per record (about 3 µs per record, the sensor call included);
+    any other sensor is called per record as Faust would."""
+    consumer = app.consumer
+    for message in batch:
+        message.tracked = True
+    consumer._unacked_messages.update(batch)
+    last: dict[Any, int] = {}
+    for message in batch:
+        last[message.tp] = message.offset
+    # What the stream's sensor records per event: Faust's livelock check reads it, and would
+    # otherwise report these partitions as fetched but never processed.
+    inbound = getattr(app.monitor, "stream_inbound_time", None)
+    if inbound is not None:
+        inbound.update(dict.fromkeys(last, time.monotonic()))
+    for sensor in getattr(app, "sensors", None) or ():
+        if type(sensor).on_message_in is not Monitor.on_message_in:
+            for message in batch:
+                sensor.on_message_in(message.tp, message.offset, message)
+            continue
+        sensor.messages_received_total += len(batch)
+        sensor.messages_active += len(batch)
+        by_topic = sensor.messages_received_by_topic
+        for message in batch:
+            by_topic[message.topic] += 1
+        sensor.tp_read_offsets.update(last)
 
 
 _ATTR = "_meterline_batch_delivery"

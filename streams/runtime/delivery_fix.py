@@ -195,17 +195,28 @@ class _DeliveryFix:
 
         async with aclosing(self._getmany(timeout)) as batch:
             async for tp, message in batch:
+                if batches is not None and batches.diverts(tp.topic):
+                    # Without awaiting, nothing can seek between the check and the put: the
+                    # fence is only needed when it is held, or when the put must wait.
+                    accepted = None
+                    if self.seeks == seeks and not self.fence.locked():
+                        accepted = batches.put_nowait(consumer, tp, message)
+                    if accepted is None:
+                        async with self.fence:
+                            if self.seeks != seeks:
+                                logger.info("dropping the rest of a batch fetched before a seek")
+                                break
+                            accepted = await batches.put(consumer, tp, message, current)
+                    if not accepted:
+                        break
+                    delivered[tp] = message.offset
+                    continue
                 # Held while the caller hands the record on and updates its read offset, so
                 # a seek never lands between the two.
                 async with self.fence:
                     if self.seeks != seeks:
                         logger.info("dropping the rest of a batch fetched before a seek")
                         break
-                    if batches is not None and batches.diverts(tp.topic):
-                        if not await batches.put(consumer, tp, message, current):
-                            break
-                        delivered[tp] = message.offset
-                        continue
                     delivered[tp] = message.offset
                     yield tp, message
         await self._refetch(undelivered_starts(self.fetched, delivered))

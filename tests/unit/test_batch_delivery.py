@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from faust.sensors.monitor import Monitor
 from faust.types import TP
 
 from streams.runtime.batch_delivery import BatchDelivery
@@ -35,17 +36,18 @@ class StandInConsumer:
     flow_active: bool = True
     _read_offset: dict[Any, int | None] = field(default_factory=lambda: defaultdict(lambda: None))
     gaps: list[tuple[Any, int, int]] = field(default_factory=list)
-    unacked: set[Any] = field(default_factory=set)
+    _unacked_messages: set[Any] = field(default_factory=set)
+
+    @property
+    def unacked(self) -> set[Any]:
+        return self._unacked_messages
 
     async def _add_gap(self, tp: Any, start: int, end: int) -> None:
         self.gaps.append((tp, start, end))
 
-    def track_message(self, message: Message) -> None:
-        self.unacked.add(message)
-
     def ack(self, message: Message) -> None:
         message.acked = True
-        self.unacked.discard(message)
+        self._unacked_messages.discard(message)
 
 
 class StandInFlowControl:
@@ -67,7 +69,8 @@ class StandInApp:
         self.flow_control = StandInFlowControl()
         self.topics = StandInTopics()
         self.consumer_generation_id = 1
-        self.monitor = None
+        self.monitor: Any = None
+        self.sensors: list[Any] = []
 
 
 def always() -> bool:
@@ -93,6 +96,21 @@ def test_records_come_in_order_with_read_offsets_and_gaps_as_faust_keeps_them() 
         batch = await d.take(10, 0.01)
         assert [m.offset for m in batch] == [0, 1, 2, 5, 6]
         assert d.diverts(TOPIC) and not d.diverts("other")
+
+    asyncio.run(run())
+
+
+def test_the_put_without_await_leaves_gaps_and_a_full_buffer_to_the_awaited_put() -> None:
+    async def run() -> None:
+        d, app = delivery(maxsize=2)
+        consumer = app.consumer
+        assert d.put_nowait(consumer, TP0, Message(1)) is True
+        assert d.put_nowait(consumer, TP0, Message(5)) is None  # a gap: recorded by put()
+        assert d.put_nowait(consumer, TP0, Message(0)) is True  # read already: dropped
+        assert d.put_nowait(consumer, TP0, Message(2)) is True
+        assert d.put_nowait(consumer, TP0, Message(3)) is None  # full
+        assert consumer._read_offset[TP0] == 2 and consumer.gaps == []
+        assert [m.offset for m in await d.take(10, 0.01)] == [1, 2]
 
     asyncio.run(run())
 
@@ -191,5 +209,30 @@ def test_nothing_is_taken_while_flow_is_stopped() -> None:
         assert not app.consumer.unacked and len(d.records) == 1
         app.flow_control.active = True
         assert [m.offset for m in await d.take(10, 0)] == [0]
+
+    asyncio.run(run())
+
+
+class RecordingSensor:
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        self.seen.append(offset)
+
+
+def test_sensors_hear_of_taken_records_and_faust_s_monitor_counts_them_once_per_batch() -> None:
+    async def run() -> None:
+        d, app = delivery()
+        monitor, other = Monitor(), RecordingSensor()
+        app.monitor, app.sensors = monitor, [monitor, other]
+        await put_all(d, app, [0, 1, 2])
+        batch = await d.take(10, 0.01)
+        assert other.seen == [0, 1, 2]
+        assert monitor.messages_received_total == 3 and monitor.messages_active == 3
+        assert monitor.messages_received_by_topic[TOPIC] == 3
+        assert monitor.tp_read_offsets[TP0] == 2 and TP0 in monitor.stream_inbound_time
+        d.ack(batch)
+        assert monitor.messages_active == 0
 
     asyncio.run(run())
