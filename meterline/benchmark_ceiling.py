@@ -16,6 +16,9 @@ from typing import Any
 import faust
 import uvloop
 
+from meterline.gc_tuning import tune_gc
+from meterline.settings import Settings
+
 
 def main() -> None:
     n = int(os.environ["BENCH_N"])
@@ -56,6 +59,9 @@ def main() -> None:
                 counted(1)
 
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    # The worker's collector thresholds here too, so the ratio compares Meterline's work
+    # with Faust's, not two garbage-collector settings.
+    tune_gc(Settings().gc_gen0_threshold)
     faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
 
 

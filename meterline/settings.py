@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     rocksdb_block_cache_mib: int = Field(default=32, ge=1)
     rocksdb_memtables_mib: int = Field(default=32, ge=1)
 
+    # The worker's first garbage-collector threshold (meterline/gc_tuning.py): allocations
+    # between young collections. The default lets a batch's short-lived objects be freed by
+    # reference counting without a collector pass every few dozen events; 0 = CPython's 700.
+    gc_gen0_threshold: int = Field(default=50_000, ge=0)
+
     catalog_file: Path | None = None
     session_timeout_seconds: float = 6.0
     heartbeat_seconds: float = 1.0

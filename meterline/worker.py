@@ -10,6 +10,7 @@ import uvloop
 
 from meterline.api import register_api
 from meterline.api.auth import ApiKeysRequired, load_auth
+from meterline.gc_tuning import tune_gc
 from meterline.settings import Settings
 from sinks.client import connect
 from sinks.migrate import migrate
@@ -31,6 +32,7 @@ def run_worker(settings: Settings, loglevel: str = "WARNING") -> None:
     register_api(runtime, auth)
     # uvloop: ~15% more throughput measured on the per-message path (DESIGN.md).
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    tune_gc(settings.gc_gen0_threshold)
     worker = faust.Worker(runtime.app, loglevel=loglevel, quiet=True)
 
     @runtime.app.task
