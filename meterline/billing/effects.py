@@ -18,7 +18,7 @@ from meterline.billing.topup import TopupRequest
 
 if TYPE_CHECKING:
     from meterline.billing.invoice import Invoice
-    from meterline.billing.payments import PaymentOutcome
+    from meterline.billing.payment_types import PaymentOutcome
 
 AlertKind = Literal[
     "balance_low",
