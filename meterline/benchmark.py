@@ -28,7 +28,7 @@ from meterline.embedded.stack import EmbeddedStack, WorkerProcess
 from meterline.quantile import quantile
 from meterline.sample_data import DAY_MS, generate_usage
 from schemas.codec import Codec
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from streams import topics
 from streams.admin import ensure_topics
 from streams.producer import USAGE_BATCH, USAGE_EVENT, make_producer, send

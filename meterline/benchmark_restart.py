@@ -25,7 +25,7 @@ from meterline.embedded.stack import EmbeddedStack, WorkerProcess
 from meterline.sample_data import DAY_MS
 from schemas.codec import Codec
 from schemas.names import USAGE_EVENT
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from streams import topics
 from streams.producer import make_producer, send
 

@@ -25,8 +25,8 @@ from schemas.registry import (
     RegistryUnavailable,
     SchemaRegistry,
     UnknownSchema,
-    registry_from_settings,
 )
+from schemas.registry_choice import registry_from_settings
 
 __all__ = [
     "ACCOUNT_COMMAND",

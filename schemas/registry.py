@@ -281,19 +281,6 @@ class FileRegistry:
         return self._json[schema_id]
 
 
-# --------------------------------------------------------------------------- Confluent registry
-
-
-def registry_from_settings(url: str) -> SchemaRegistry:
-    """``METERLINE_SCHEMA_REGISTRY_URL`` empty → built-in file registry."""
-    if not url or not url.strip():
-        return FileRegistry()
-    # Imported here: the Confluent client is only loaded when a registry is configured.
-    from schemas.confluent_registry import ConfluentRegistry
-
-    return ConfluentRegistry(url.strip())
-
-
 if __name__ == "__main__":
     # `python -m schemas.registry`: what ids.json should say, for whoever edits a schema.
     local = load_local_schemas()

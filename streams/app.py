@@ -18,7 +18,7 @@ from meterline.metering.pricebook import PriceBook
 from meterline.processor.billing_rules import BillingRules
 from meterline.settings import STALL_EXIT_CODE, Settings
 from schemas.codec import Codec, DecodeError
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from sinks.client import connect
 from sinks.tables.dead_letters import DLQ, dead_letter_row
 from sinks.writer import ClickHouseWriter

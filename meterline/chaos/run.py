@@ -34,7 +34,7 @@ from meterline.chaos.workload import PROCESSORS, Msg, Workload, generate
 from meterline.embedded.stack import EmbeddedStack
 from meterline.metering.catalog_file import DEFAULT_CATALOG_PATH
 from schemas.codec import Codec
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from sinks.fault import FAULT_ENV
 from streams import topics
 

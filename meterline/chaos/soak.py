@@ -26,7 +26,7 @@ from meterline.embedded.stack import EmbeddedStack, WorkerProcess
 from meterline.metering.catalog_file import DEFAULT_CATALOG_PATH
 from meterline.quantile import quantile
 from schemas.codec import Codec
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from streams import topics
 from streams.producer import USAGE_EVENT, make_producer, send
 

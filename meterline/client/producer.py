@@ -23,7 +23,7 @@ from meterline.client.events import Event, TokenEvent, UsageEvent
 from meterline.settings import Settings, get_settings
 from schemas.codec import MAGIC, Codec
 from schemas.names import TOKEN_EVENT, TOKEN_EVENT_BATCH, USAGE_EVENT, USAGE_EVENT_BATCH
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from schemas.validate import to_json_bytes, usage_event
 from schemas.validate_tokens import token_event
 from streams import topics

@@ -43,7 +43,7 @@ from meterline.ingest.usage_avro import UsageWriter
 from meterline.metering.windows import EventTimeLimits
 from meterline.settings import Settings, get_settings
 from schemas.codec import Codec
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from schemas.validate import DecodeError, to_json_bytes
 
 PROBLEM = "application/problem+json"

@@ -49,7 +49,7 @@ def read_catalog_topic(bootstrap: str, book: PriceBook, idle_seconds: float = 1.
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
     from schemas.codec import Codec, DecodeError
-    from schemas.registry import registry_from_settings
+    from schemas.registry_choice import registry_from_settings
     from streams.catalog_feed import CatalogError, normalize_change
     from streams.kafka_security import security_config
     from streams.topics import CATALOG
@@ -126,7 +126,7 @@ def publish_changes(bootstrap: str, records: list[dict[str, Any]]) -> tuple[int,
 
     from schemas.codec import Codec
     from schemas.names import CATALOG_CHANGE
-    from schemas.registry import registry_from_settings
+    from schemas.registry_choice import registry_from_settings
     from streams.producer import check_reachable, make_producer, send
     from streams.topics import CATALOG
 

@@ -31,7 +31,7 @@ from meterline.embedded.relay import Relay
 from meterline.embedded.stack import EmbeddedStack, WorkerProcess
 from meterline.proxy.benchmark import BODY, _stop, open_loop, start_upstream_and_proxy
 from schemas.codec import Codec
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from streams import topics
 
 CUSTOMER = "outage-bench"

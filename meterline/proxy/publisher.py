@@ -30,7 +30,7 @@ from confluent_kafka import KafkaError, KafkaException, Message
 
 from meterline.proxy.spool import Spool
 from schemas.codec import Codec
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from streams import topics
 from streams.producer import TOKEN_EVENT, RenewingProducer
 

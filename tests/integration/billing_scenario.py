@@ -20,7 +20,7 @@ from meterline.embedded.stack import EmbeddedStack, WorkerProcess
 from meterline.metering.catalog_file import DEFAULT_CATALOG_PATH, load_catalog
 from meterline.metering.meters import dims_key
 from schemas.codec import Codec
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from streams import topics
 from streams.producer import TOKEN_EVENT, USAGE_BATCH, make_producer, send
 

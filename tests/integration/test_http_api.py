@@ -21,7 +21,7 @@ import meterline
 from meterline.api import parse_instant, parse_tz
 from meterline.embedded.stack import EmbeddedStack
 from schemas.codec import Codec
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from streams import topics
 from streams.producer import TOKEN_EVENT, USAGE_EVENT, make_producer, send
 

@@ -24,7 +24,7 @@ from meterline.ingest import register_ingest
 from meterline.ingest.server import BackgroundServer
 from meterline.settings import Settings
 from schemas.codec import Codec
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from streams import topics
 from streams.admin import ensure_topics
 from tests.unit.ingest import payloads as p

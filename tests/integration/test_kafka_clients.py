@@ -20,7 +20,7 @@ from meterline.client import MeterlineProducer, UsageEvent
 from meterline.embedded.tansu import TansuBroker
 from meterline.settings import Settings
 from schemas.codec import Codec
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from streams.partitioning import home_partition
 
 pytestmark = pytest.mark.integration

@@ -28,7 +28,7 @@ from meterline.embedded.stack import EmbeddedStack, WorkerProcess
 from meterline.metering.catalog_file import DEFAULT_CATALOG_PATH
 from meterline.proxy.fake_upstream import USAGE, FakeUpstream
 from schemas.codec import Codec
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from streams import topics
 from streams.producer import make_producer, send
 from tests.integration.llm_proxy_support import ProxyProcess

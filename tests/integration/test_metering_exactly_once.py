@@ -20,7 +20,7 @@ import pytest
 from meterline.embedded.stack import EmbeddedStack, WorkerProcess
 from meterline.metering.catalog_file import DEFAULT_CATALOG_PATH
 from schemas.codec import Codec
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from streams import topics
 from streams.producer import TOKEN_EVENT, USAGE_EVENT, make_producer, send
 from tests.integration.worker_logs import assert_no_offset_gaps

@@ -22,7 +22,7 @@ from meterline.embedded.tansu import TansuBroker
 from meterline.settings import Settings
 from schemas.codec import Codec
 from schemas.names import TOKEN_EVENT_BATCH, USAGE_EVENT, USAGE_EVENT_BATCH
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from streams.partitioning import home_partition
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ import pytest
 from meterline.embedded.stack import EmbeddedStack, WorkerProcess
 from meterline.sample_data import DAY_MS, generate_usage, totals
 from schemas.codec import Codec
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from streams import topics
 from streams.producer import USAGE_EVENT, make_producer, send
 from tests.integration.worker_logs import assert_no_offset_gaps

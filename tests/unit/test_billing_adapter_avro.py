@@ -11,7 +11,7 @@ from meterline.processor.account_state import AccountState
 from meterline.processor.billing_rules import BillingRules
 from meterline.processor.inputs import InputKind
 from schemas.codec import Codec
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 
 ANCHOR = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 SEED = load_catalog(DEFAULT_CATALOG_PATH)

@@ -33,9 +33,9 @@ from schemas.registry import (
     load_local_schemas,
     manifest_problems,
     read_manifest,
-    registry_from_settings,
     top_level_names,
 )
+from schemas.registry_choice import registry_from_settings
 
 # Frozen on purpose: an id is in data already written to Kafka. Changing a line here means
 # breaking every message written with the old id.

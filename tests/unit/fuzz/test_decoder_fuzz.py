@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.codec import Codec, DecodeError
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from streams.producer import TOKEN_EVENT, USAGE_BATCH, USAGE_EVENT
 
 CODEC = Codec(registry_from_settings(""))

@@ -20,7 +20,7 @@ from meterline.processor.account_state import AccountState
 from meterline.processor.billing_rules import BillingRules
 from meterline.processor.inputs import InputKind
 from schemas.codec import Codec
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from streams.catalog_feed import CatalogFeed
 from tests.unit.fuzz.test_decoder_fuzz import JSON_ANY
 

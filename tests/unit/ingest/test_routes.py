@@ -20,7 +20,7 @@ from meterline.ingest.auth import Keys
 from meterline.metering.windows import EventTimeLimits
 from meterline.settings import Settings
 from schemas.codec import Codec
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from streams import topics
 from tests.unit.ingest import payloads as p
 

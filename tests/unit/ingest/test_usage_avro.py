@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from meterline.ingest.usage_avro import UsageWriter
 from schemas.codec import Codec
 from schemas.names import USAGE_EVENT, USAGE_EVENT_BATCH
-from schemas.registry import registry_from_settings
+from schemas.registry_choice import registry_from_settings
 from schemas.validate import usage_event
 
 CODEC = Codec(registry_from_settings(""))
