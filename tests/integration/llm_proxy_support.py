@@ -9,12 +9,18 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from meterline.embedded.stack import WorkerProcess
 from meterline.embedded.tansu import die_with_parent, free_port
+from schemas.codec import Codec
+from schemas.registry_choice import registry_from_settings
+from streams import topics
 
 
 class ProxyProcess:
@@ -78,3 +84,49 @@ class ProxyProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+
+
+def published_token_ids(bootstrap: str, customers: set[str]) -> Counter[str]:
+    """How often each token event id of these customers is in meterline.tokens."""
+    codec = Codec(registry_from_settings(""))
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"proxy-test-{time.time_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    # Assigned, not subscribed: no group join (slow on Tansu), read from the beginning.
+    meta = c.list_topics(topics.TOKENS, timeout=10).topics[topics.TOKENS]
+    c.assign([TopicPartition(topics.TOKENS, p, OFFSET_BEGINNING) for p in meta.partitions])
+    seen: Counter[str] = Counter()
+    quiet = time.monotonic() + 10
+    try:
+        while time.monotonic() < quiet:
+            msg = c.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            quiet = time.monotonic() + 3
+            for ev in codec.token_events(msg.value()):
+                if ev["customer_id"] in customers:
+                    seen[ev["event_id"]] += 1
+    finally:
+        c.close()
+    return seen
+
+
+def balance_of(worker: WorkerProcess, customer: str) -> str | None:
+    r = httpx.get(f"{worker.url}/balance/{customer}", timeout=10)
+    return r.json()["balance"] if r.status_code == 200 else None
+
+
+def wait_balance(worker: WorkerProcess, customer: str, pred: Any) -> str:
+    deadline = time.monotonic() + 60
+    b = None
+    while time.monotonic() < deadline:
+        b = balance_of(worker, customer)
+        if b is not None and pred(b):
+            return b
+        time.sleep(0.3)
+    raise TimeoutError(f"balance of {customer} is {b}")

@@ -11,7 +11,6 @@ import base64
 import json
 import re
 import time
-from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,17 +20,18 @@ import anthropic
 import httpx
 import openai
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from meterline.embedded.relay import Relay
 from meterline.embedded.stack import EmbeddedStack, WorkerProcess
 from meterline.metering.catalog_file import DEFAULT_CATALOG_PATH
 from meterline.proxy.fake_upstream import USAGE, FakeUpstream
-from schemas.codec import Codec
-from schemas.registry_choice import registry_from_settings
 from streams import topics
 from streams.producer import make_producer, send
-from tests.integration.llm_proxy_support import ProxyProcess
+from tests.integration.llm_proxy_support import (
+    ProxyProcess,
+    published_token_ids,
+    wait_balance,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -258,52 +258,7 @@ def test_broker_down_spools_then_publishes_once(env: Env) -> None:
     h = env.spooling.wait_health(lambda h: h["spooled"] == 0, timeout=90)
     assert h["delivered"] >= 1
     # Published to Kafka exactly once.
-    assert _published_ids(env, {"px-b"})[r.id] == 1
-
-
-def _published_ids(env: Env, customers: set[str]) -> Counter[str]:
-    codec = Codec(registry_from_settings(""))
-    c = Consumer(
-        {
-            "bootstrap.servers": env.stack.broker.bootstrap,
-            "group.id": f"proxy-test-{time.time_ns()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    # Assigned, not subscribed: no group join (slow on Tansu), read from the beginning.
-    meta = c.list_topics(topics.TOKENS, timeout=10).topics[topics.TOKENS]
-    c.assign([TopicPartition(topics.TOKENS, p, OFFSET_BEGINNING) for p in meta.partitions])
-    seen: Counter[str] = Counter()
-    quiet = time.monotonic() + 10
-    try:
-        while time.monotonic() < quiet:
-            msg = c.poll(0.5)
-            if msg is None or msg.error():
-                continue
-            quiet = time.monotonic() + 3
-            for ev in codec.token_events(msg.value()):
-                if ev["customer_id"] in customers:
-                    seen[ev["event_id"]] += 1
-    finally:
-        c.close()
-    return seen
-
-
-def _balance(worker: WorkerProcess, customer: str) -> str | None:
-    r = httpx.get(f"{worker.url}/balance/{customer}", timeout=10)
-    return r.json()["balance"] if r.status_code == 200 else None
-
-
-def _wait_balance(worker: WorkerProcess, customer: str, pred: Any) -> str:
-    deadline = time.monotonic() + 60
-    b = None
-    while time.monotonic() < deadline:
-        b = _balance(worker, customer)
-        if b is not None and pred(b):
-            return b
-        time.sleep(0.3)
-    raise TimeoutError(f"balance of {customer} is {b}")
+    assert published_token_ids(env.stack.broker.bootstrap, {"px-b"})[r.id] == 1
 
 
 def test_spend_gate_refuses_at_zero_and_passes_after_a_purchase(env: Env) -> None:
@@ -336,7 +291,7 @@ def test_spend_gate_refuses_at_zero_and_passes_after_a_purchase(env: Env) -> Non
             "grant_id": f"plan:{customer}:{anchor}:0",
         }
     )
-    _wait_balance(env.worker, customer, lambda b: b == "0")
+    wait_balance(env.worker, customer, lambda b: b == "0")
     time.sleep(1.5)  # past the gate's TTL
 
     with pytest.raises(openai.APIStatusError) as e:
@@ -364,7 +319,7 @@ def test_spend_gate_refuses_at_zero_and_passes_after_a_purchase(env: Env) -> Non
             "category": "paid",
         }
     )
-    _wait_balance(env.worker, customer, lambda b: b != "0")
+    wait_balance(env.worker, customer, lambda b: b != "0")
     time.sleep(1.5)
     r = oai(env.proxy.url, "ml_g").chat.completions.create(model="gpt-4o", messages=MSG)
     assert r.id.startswith("chatcmpl-")
