@@ -11,19 +11,12 @@ from typing import Any
 from meterline.metering.meters import dims_key
 from sinks.client import SharedClient
 from sinks.query import query_rows
+from sinks.tables.dead_letters import DLQ
+from sinks.tables.usage_minute import USAGE_MINUTE
 
-MINUTE_COLUMNS = [
-    "customer_id",
-    "meter",
-    "dims_key",
-    "dimensions",
-    "window_start",
-    "part",
-    "value",
-    "events",
-    "version",
-]
-DLQ_COLUMNS = ["topic", "partition", "offset", "reason", "at", "key", "payload"]
+# The sink's own column list, less the meter's aggregation: these rows take its default.
+MINUTE_COLUMNS = [c for c in USAGE_MINUTE.columns if c != "aggregation"]
+DLQ_COLUMNS = list(DLQ.columns)
 T0 = datetime(2024, 1, 31, 23, 58, tzinfo=UTC)
 
 
