@@ -10,6 +10,6 @@ from schemas.registry import FileRegistry, SchemaRegistry
 def registry_from_settings(url: str) -> SchemaRegistry:
     """``METERLINE_SCHEMA_REGISTRY_URL`` empty → built-in file registry. The Confluent
     client itself is imported only when a registry is configured (confluent_registry.py)."""
-    if not url or not url.strip():
+    if not url.strip():
         return FileRegistry()
     return ConfluentRegistry(url.strip())
